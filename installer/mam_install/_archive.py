@@ -1,0 +1,108 @@
+"""Reading a payload archive without trusting it: member rules and our own extraction.
+
+``tarfile``'s extraction filters are not relied on (the interpreters we support predate the 2025
+filter-bypass fixes): every member is checked here, only regular files listed in the manifest are
+written, each through ``O_EXCL|O_NOFOLLOW`` into a fresh staging directory, hashed as it is copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+from ._errors import IntegrityError
+from ._manifest import MAX_FILES, Manifest, ManifestFile, check_relative_path
+
+_COPY_CHUNK = 1 << 20
+# Members the manifest does not list are skipped, but still counted: a bomb of unlisted members
+# must not make us read forever.
+MAX_MEMBERS = 4 * MAX_FILES
+
+
+def check_member(member: tarfile.TarInfo, origin: str) -> None:
+    """The per-member rules of DESIGN §4; raises IntegrityError naming the member."""
+    name = member.name
+    check_relative_path(name.rstrip("/") if member.isdir() else name, f"{origin}: member")
+    if member.issym() or member.islnk():
+        raise IntegrityError(f"{origin}: member {name!r} is a link; refusing the archive")
+    if not (member.isreg() or member.isdir()):
+        raise IntegrityError(
+            f"{origin}: member {name!r} is a device, FIFO or other special file; refusing"
+        )
+    if member.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
+        raise IntegrityError(f"{origin}: member {name!r} has setuid/setgid/sticky bits; refusing")
+    if member.isreg() and member.size < 0:
+        raise IntegrityError(f"{origin}: member {name!r} has a negative size")
+
+
+def extract_verified(archive: Path, manifest: Manifest, dest: Path) -> dict[str, Path]:
+    """Extract the manifest's files from ``archive`` into the empty directory ``dest``.
+
+    Returns member name -> extracted path. Every listed file must be present exactly once, no
+    larger than the manifest says, and hash to the manifest's SHA-256.
+    """
+    origin = archive.name
+    wanted = manifest.by_member()
+    found: dict[str, Path] = {}
+    seen: set[str] = set()
+    try:
+        with tarfile.open(archive, mode="r|gz") as tar:
+            for count, member in enumerate(tar, start=1):
+                if count > MAX_MEMBERS:
+                    raise IntegrityError(f"{origin}: more than {MAX_MEMBERS} members; refusing")
+                check_member(member, origin)
+                name = member.name.rstrip("/")
+                if name in seen:
+                    raise IntegrityError(f"{origin}: member {name!r} appears twice; refusing")
+                seen.add(name)
+                entry = wanted.get(name)
+                if entry is None or member.isdir():
+                    continue  # not listed: ignored, never copied
+                if member.size != entry.size:
+                    raise IntegrityError(
+                        f"{origin}: member {name!r} is {member.size} bytes, the manifest says "
+                        f"{entry.size}; refusing"
+                    )
+                stream = tar.extractfile(member)
+                if stream is None:  # pragma: no cover - isreg() members always have a stream
+                    raise IntegrityError(f"{origin}: member {name!r} has no data")
+                found[name] = _write_member(stream, entry, dest, origin)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise IntegrityError(f"{origin}: not a readable .tar.gz ({exc}); refusing") from exc
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise IntegrityError(
+            f"{origin}: {len(missing)} file(s) in the manifest are missing from the archive, "
+            f"first {missing[0]!r}; refusing"
+        )
+    return found
+
+
+def _write_member(stream: object, entry: ManifestFile, dest: Path, origin: str) -> Path:
+    target = dest / entry.member
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    digest = hashlib.sha256()
+    written = 0
+    fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        read = stream.read  # type: ignore[attr-defined]
+        while True:
+            chunk = read(_COPY_CHUNK)
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > entry.size:
+                raise IntegrityError(f"{origin}: member {entry.member!r} is larger than listed")
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != entry.sha256:
+        raise IntegrityError(
+            f"{origin}: {entry.member!r} has SHA-256 {digest.hexdigest()}, the manifest says "
+            f"{entry.sha256}; refusing"
+        )
+    os.chmod(target, entry.mode)
+    return target

@@ -1,0 +1,210 @@
+"""`install`, `upgrade` and `plan` for the workspace scope: stage, verify, plan, then apply."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import __version__
+from ._action import Action, Context
+from ._errors import ConflictError, IntegrityError, UsageError
+from ._feedback import ConsoleFeedback
+from ._file_actions import KeepFile, ReplaceFile, WriteFile
+from ._layout import ScopeLayout, find_workspace, workspace_layout
+from ._lock import WorkspaceLock
+from ._manifest import NEW_SUFFIX
+from ._plan import InstallPlan, Receipt, read_receipt
+from ._runner import SubprocessRunner
+from ._sources import SourceSpec, Staged, stage_source
+from ._staging import Staging
+from ._transaction import recover, run_plan
+from ._workspace_planner import Previous, plan_workspace
+
+Mode = Literal["install", "upgrade", "plan"]
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    mode: Mode = "install"
+    workspace: Path | None = None
+    source: SourceSpec = field(default_factory=SourceSpec)
+    dry_run: bool = False
+    assume_yes: bool = False
+    allow_downgrade: bool = False
+    lock_timeout: float = 30.0
+
+
+def _check_version(previous: Receipt | None, new_version: str, allow_downgrade: bool) -> None:
+    if previous is None:
+        return
+    from packaging.version import InvalidVersion, Version
+
+    old = previous.plan.payload_version
+    try:
+        downgrade = Version(new_version) < Version(old)
+    except InvalidVersion as exc:
+        raise IntegrityError(f"cannot compare versions {old!r} and {new_version!r}: {exc}") from exc
+    if downgrade and not allow_downgrade:
+        raise IntegrityError(
+            f"refusing to downgrade the workspace from mam {old} to {new_version} (a rollback "
+            "attack looks the same); pass --allow-downgrade if you mean it, or use "
+            "`mam-install rollback`"
+        )
+
+
+def _legacy_hashes(previous: Receipt | None) -> dict[str, frozenset[str]]:
+    if previous is not None:
+        return {}
+    from ._embedded import history_dir
+    from ._history import read_history, released_hashes
+
+    return dict(released_hashes(read_history(history_dir())))
+
+
+def _sources_of(staged: Staged) -> dict[str, Path]:
+    payload = staged.payload
+    return {f.member: payload.path_of(f) for f in payload.manifest.files}
+
+
+def build_plan(
+    layout: ScopeLayout, staged: Staged, previous: Receipt | None, opts: InstallOptions
+) -> InstallPlan:
+    manifest = staged.payload.manifest
+    actions = plan_workspace(
+        layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes(previous)
+    )
+    return InstallPlan(
+        scope="workspace",
+        installer_version=__version__,
+        payload_version=manifest.version,
+        source={**opts.source.describe(), "origin": staged.origin, **staged.record},
+        settings={"workspace": str(layout.root), "allow_downgrade": opts.allow_downgrade},
+        host={"python": sys.version.split()[0], "platform": sys.platform},
+        actions=actions,
+    )
+
+
+def _ensure_workspace(root: Path, feedback: ConsoleFeedback, create: bool) -> None:
+    if root.is_dir():
+        return
+    if root.exists() or root.is_symlink():
+        raise ConflictError(f"{root} is not a directory; pass --workspace DIR of a directory")
+    if not create:
+        raise UsageError(f"{root} does not exist; nothing would be installed there")
+    root.mkdir(parents=True)
+    feedback.info(f"created workspace directory {root}")
+
+
+def _ensure_state_dir(layout: ScopeLayout) -> None:
+    state = layout.state_dir
+    if state.is_symlink() or (state.exists() and not state.is_dir()):
+        raise ConflictError(
+            f"{state} is a symlink or not a directory; mam-install keeps its receipt there. "
+            "Move it away and run again"
+        )
+    state.mkdir(mode=0o755, exist_ok=True)
+
+
+def summarize(actions: list[Action]) -> dict[str, list[str]]:
+    """Group a plan's file decisions for the report: written, replaced, beside, kept..."""
+    groups: dict[str, list[str]] = {
+        "write": [], "replace": [], "adopt": [], "beside": [], "remove": [], "keep": []
+    }
+    for action in actions:
+        if isinstance(action, WriteFile):
+            key = "beside" if action.path.endswith(NEW_SUFFIX) else "write"
+            groups[key].append(action.path)
+        elif isinstance(action, ReplaceFile):
+            groups["adopt" if action.adopted else "replace"].append(action.path)
+        elif action.tag == "remove_file":
+            groups["remove"].append(getattr(action, "path", ""))
+        elif isinstance(action, KeepFile) and action.reason not in ("up-to-date", "pending"):
+            groups["keep"].append(action.path)
+    return groups
+
+
+def _confirm(plan: InstallPlan, opts: InstallOptions, feedback: ConsoleFeedback) -> None:
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
+    if opts.assume_yes or not interactive or plan.is_noop:
+        return
+    import click
+
+    for action in plan.pending():
+        feedback.info(f"  {action.describe_execute()}")
+    if not click.confirm(f"Apply these changes to {plan.settings['workspace']}?", default=True):
+        raise UsageError("cancelled; nothing was changed")
+
+
+def _report(plan: InstallPlan, layout: ScopeLayout, feedback: ConsoleFeedback) -> None:
+    for action in plan.actions:
+        if isinstance(action, KeepFile) and action.new_path:
+            path, new = layout.root / action.path, layout.root / action.new_path
+            feedback.warn(
+                f"{path} is yours ({action.reason}); it was kept and ours written to {new}: "
+                f"compare them with `diff -u {path} {new}`"
+            )
+        elif isinstance(action, KeepFile) and action.reason in (
+            "symlink", "symlinked-parent", "user-deleted", "not-a-file", "modified"
+        ):
+            feedback.warn(f"{layout.root / action.path} was left alone: {action.describe_execute()}")
+
+
+def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, Any]:
+    """Run install/upgrade/plan; return the JSON result document (the CLI prints it)."""
+    root = find_workspace(Path.cwd(), opts.workspace)
+    read_only = opts.dry_run or opts.mode == "plan"
+    _ensure_workspace(root, feedback, create=not read_only)
+    layout = workspace_layout(root)
+    with Staging() as staging:
+        staged = stage_source(opts.source, staging)
+        manifest = staged.payload.manifest
+        feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
+        ctx = Context(
+            root=root, runner=SubprocessRunner(), feedback=feedback, sources=_sources_of(staged)
+        )
+        if read_only:
+            previous = read_receipt(layout.receipt)
+            if previous is not None and previous.run.status != "complete":
+                feedback.warn(f"{layout.receipt}: an interrupted run will be undone first")
+            _check_version(previous, manifest.version, opts.allow_downgrade)
+            plan = build_plan(layout, staged, previous, opts)
+            return _result(opts, layout, plan, applied=False)
+        _ensure_state_dir(layout)
+        with WorkspaceLock(layout.lock, timeout=opts.lock_timeout):
+            recover(layout, ctx)
+            previous = read_receipt(layout.receipt)
+            if opts.mode == "upgrade" and previous is None:
+                feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
+            _check_version(previous, manifest.version, opts.allow_downgrade)
+            plan = build_plan(layout, staged, previous, opts)
+            _confirm(plan, opts, feedback)
+            if plan.is_noop and previous is not None and previous.run.status == "complete":
+                feedback.info(f"mam {manifest.version} is already installed in {root}; nothing to do")
+                return _result(opts, layout, plan, applied=False)
+            run_plan(plan, layout, ctx, previous)
+    _report(plan, layout, feedback)
+    groups = summarize(plan.actions)
+    feedback.info(
+        f"installed mam {manifest.version} into {root}: {len(groups['write'])} written, "
+        f"{len(groups['replace']) + len(groups['adopt'])} updated, {len(groups['beside'])} "
+        f"beside yours as {NEW_SUFFIX}, {len(groups['keep'])} left alone"
+    )
+    return _result(opts, layout, plan, applied=True)
+
+
+def _result(
+    opts: InstallOptions, layout: ScopeLayout, plan: InstallPlan, *, applied: bool
+) -> dict[str, Any]:
+    return {
+        "command": opts.mode,
+        "workspace": str(layout.root),
+        "payload_version": plan.payload_version,
+        "applied": applied,
+        "dry_run": opts.dry_run or opts.mode == "plan",
+        "changes": summarize(plan.actions),
+        "plan": plan.to_json(),
+        "steps": [a.describe_execute() for a in plan.pending()],
+    }

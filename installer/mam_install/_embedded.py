@@ -1,0 +1,48 @@
+"""The payload inside the pyz: its release manifest, archive, and every released manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._errors import PlatformError
+
+DATA_PACKAGE = "mam_install"
+DATA_DIR = "_data"
+
+
+def data_dir() -> Path:
+    """``mam_install/_data`` as a real directory (shiv extracts the pyz, so it always is one)."""
+    from importlib.resources import files
+
+    path = Path(str(files(DATA_PACKAGE).joinpath(DATA_DIR)))
+    if not (path / "manifest.json").is_file():
+        raise PlatformError(
+            f"no embedded payload at {path}: this mam-install was not built with "
+            "`python3 scripts/build.py`; build it, or pass --from a release directory"
+        )
+    return path
+
+
+def embedded_manifest_path() -> Path:
+    return data_dir() / "manifest.json"
+
+
+def history_dir() -> Path | None:
+    """The manifests of every released version, to recognise files older installers wrote."""
+    try:
+        path = data_dir() / "manifests"
+    except PlatformError:
+        return None
+    return path if path.is_dir() else None
+
+
+def embedded_payload_version() -> str | None:
+    """The embedded payload's version, read without parsing the whole manifest (for --version)."""
+    import json
+
+    try:
+        doc = json.loads(embedded_manifest_path().read_bytes())
+    except (PlatformError, OSError, ValueError):
+        return None
+    version = doc.get("version") if isinstance(doc, dict) else None
+    return version if isinstance(version, str) else None

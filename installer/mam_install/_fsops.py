@@ -1,0 +1,313 @@
+"""File operations that never follow a symlink and never leave a partial file at a destination.
+
+Every path is walked from a trusted root one component at a time with ``O_NOFOLLOW``, so a
+symlink planted at a destination or in any parent (``.agents -> /elsewhere``) is seen, never
+written through. A file reaches its destination by a rename from a temporary file in the same
+directory: a reader (or a crash) sees the old bytes or the new ones, nothing in between.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ._errors import ConflictError
+from ._hashing import CHUNK_SIZE
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+TMP_SUFFIX = ".mam-tmp"
+
+PathKind = Literal["absent", "file", "symlink", "symlinked-parent", "blocked-parent", "other"]
+
+
+class UnsafePath(ConflictError):
+    """A symlink or a non-directory sits where we need a real directory or file."""
+
+
+@dataclass(frozen=True)
+class PathState:
+    """What is at ``root/rel`` right now, seen without following any symlink."""
+
+    kind: PathKind
+    sha256: str | None = None
+    mode: int | None = None
+    detail: str = ""
+
+
+def _split(rel: str) -> list[str]:
+    return [part for part in rel.split("/") if part]
+
+
+@contextmanager
+def open_dir(root: Path, rel_dir: str, *, create: bool = False) -> Iterator[int]:
+    """Yield an fd of ``root/rel_dir``, refusing symlinks in every component below ``root``."""
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        walked = ""
+        for part in _split(rel_dir):
+            walked = f"{walked}/{part}" if walked else part
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(f"{root / walked} is a symlink; never written through")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{root / walked} is not a directory")
+            child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _parent_and_name(rel: str) -> tuple[str, str]:
+    parts = _split(rel)
+    return "/".join(parts[:-1]), parts[-1]
+
+
+def _hash_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    while True:
+        chunk = os.read(fd, CHUNK_SIZE)
+        if not chunk:
+            return digest.hexdigest()
+        digest.update(chunk)
+
+
+def inspect(root: Path, rel: str) -> PathState:
+    """Classify ``root/rel``: absent, a regular file (with its hash), a symlink, or blocked."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return PathState("absent")
+            if stat.S_ISLNK(st.st_mode):
+                return PathState("symlink", detail=os.readlink(name, dir_fd=dfd))
+            if not stat.S_ISREG(st.st_mode):
+                return PathState("other", detail="not a regular file")
+            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+            try:
+                return PathState("file", sha256=_hash_fd(fd), mode=stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(fd)
+    except FileNotFoundError:
+        return PathState("absent")
+    except UnsafePath as exc:
+        kind: PathKind = "symlinked-parent" if "symlink" in str(exc) else "blocked-parent"
+        return PathState(kind, detail=str(exc))
+
+
+def _write_temp(dfd: int, tmp: str, source: Path, mode: int) -> None:
+    try:
+        os.unlink(tmp, dir_fd=dfd)  # a leftover from a killed run: ours, never a user's name
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+    try:
+        with open(source, "rb") as src:
+            while True:
+                chunk = src.read(CHUNK_SIZE)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(dfd, tmp)
+        raise
+    os.close(fd)
+
+
+def _unlink_quietly(dfd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(dfd: int) -> None:
+    try:
+        os.fsync(dfd)
+    except OSError:  # some filesystems (and macOS for dirs) refuse; the rename is still atomic
+        pass
+
+
+def temp_name(name: str) -> str:
+    return f".{name}{TMP_SUFFIX}"
+
+
+def place_new(root: Path, rel: str, source: Path, mode: int) -> None:
+    """Create ``root/rel`` from ``source``; fails with ConflictError if anything is there now."""
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        tmp = temp_name(name)
+        _write_temp(dfd, tmp, source, mode)
+        try:
+            # link() refuses an existing destination atomically: no window in which a file the
+            # user just created could be clobbered.
+            os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+        except FileExistsError:
+            _unlink_quietly(dfd, tmp)
+            raise ConflictError(
+                f"{root / rel} appeared while installing; it was left as it is. Run again."
+            ) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                _unlink_quietly(dfd, tmp)
+                raise
+            # A filesystem without hard links: check, then rename (a tiny window, logged by caller).
+            try:
+                os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            else:
+                _unlink_quietly(dfd, tmp)
+                raise ConflictError(
+                    f"{root / rel} appeared while installing; it was left as it is. Run again."
+                ) from None
+        else:
+            _unlink_quietly(dfd, tmp)
+        _fsync_dir(dfd)
+
+
+def replace_if(root: Path, rel: str, source: Path, mode: int, expect_sha256: str) -> None:
+    """Replace ``root/rel`` with ``source`` only while it still hashes to ``expect_sha256``."""
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        current = _file_hash(dfd, name)
+        if current != expect_sha256:
+            raise ConflictError(
+                f"{root / rel} changed while installing; your copy was kept. Run again."
+            )
+        tmp = temp_name(name)
+        _write_temp(dfd, tmp, source, mode)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        _fsync_dir(dfd)
+
+
+def _file_hash(dfd: int, name: str) -> str | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _hash_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_if(root: Path, rel: str, expect_sha256: str) -> bool:
+    """Remove ``root/rel`` only while it hashes to ``expect_sha256``; True if it is gone now."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            current = _file_hash(dfd, name)
+            if current is None:
+                try:
+                    os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    return True
+                return False
+            if current != expect_sha256:
+                return False
+            os.unlink(name, dir_fd=dfd)
+            _fsync_dir(dfd)
+            return True
+    except (FileNotFoundError, UnsafePath):
+        return not os.path.lexists(root / rel)
+
+
+def remove_temp(root: Path, rel: str) -> None:
+    """Drop the temporary file a killed run may have left beside ``root/rel``."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            _unlink_quietly(dfd, temp_name(name))
+    except (FileNotFoundError, UnsafePath, NotADirectoryError):
+        pass
+
+
+def make_dir(root: Path, rel: str) -> bool:
+    """Create ``root/rel`` (parents must exist); False if a directory was already there."""
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        try:
+            os.mkdir(name, 0o755, dir_fd=dfd)
+        except FileExistsError:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                return False
+            raise UnsafePath(f"{root / rel} exists and is not a directory") from None
+        _fsync_dir(dfd)
+        return True
+
+
+def remove_dir_if_empty(root: Path, rel: str) -> bool:
+    """Remove the directory ``root/rel`` if it is empty; True if it is gone now."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return True
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+            try:
+                os.rmdir(name, dir_fd=dfd)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return False
+                raise
+            return True
+    except (FileNotFoundError, UnsafePath):
+        return not os.path.lexists(root / rel)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file we own entirely (a receipt, a backup) by temp file, fsync and rename."""
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        _fsync_dir(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,130 @@
+"""One run at a time per workspace: a lock in ``.mam/`` with a timeout and a clear message.
+
+On a local filesystem the lock is ``flock`` on ``.mam/lock`` (released by the kernel when a run
+dies). On a network filesystem flock is not reliable, so the lock is a file created with
+``O_CREAT|O_EXCL`` holding ``host pid``; one left by a dead process on this host is broken.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ._errors import BusyError
+
+POLL_SECONDS = 0.05
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class WorkspaceLock:
+    def __init__(self, path: Path, *, timeout: float = 30.0, network_fs: bool = False) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.network_fs = network_fs
+        self._fd: int | None = None
+
+    def __enter__(self) -> WorkspaceLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def _busy(self) -> BusyError:
+        return BusyError(
+            f"another mam-install run holds {self.path} (waited {self.timeout:g}s); "
+            "let it finish, or pass --lock-timeout to wait longer"
+        )
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        if self.network_fs:
+            self._acquire_exclusive_file(deadline)
+        else:
+            self._acquire_flock(deadline)
+
+    def _acquire_flock(self, deadline: float) -> None:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise self._busy() from None
+                time.sleep(POLL_SECONDS)
+                continue
+            self._fd = fd
+            return
+
+    def _exclusive_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".excl")
+
+    def _acquire_exclusive_file(self, deadline: float) -> None:
+        path = self._exclusive_path()
+        me = f"{socket.gethostname()} {os.getpid()}\n".encode()
+        while True:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if self._break_stale(path):
+                    continue
+                if time.monotonic() >= deadline:
+                    raise self._busy() from None
+                time.sleep(POLL_SECONDS)
+                continue
+            os.write(fd, me)
+            os.close(fd)
+            self._fd = -1
+            return
+
+    @staticmethod
+    def _break_stale(path: Path) -> bool:
+        """Remove a lock file left by a dead process on this host; True if removed."""
+        try:
+            host, pid_text = path.read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname() or _pid_alive(pid):
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return True
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self._fd == -1:
+            try:
+                self._exclusive_path().unlink()
+            except FileNotFoundError:
+                pass
+        else:
+            os.close(self._fd)
+        self._fd = None

@@ -1,0 +1,169 @@
+"""InstallPlan and Receipt: the plan as data, and the executed plan kept on disk.
+
+A receipt is a file format. Its ``schema_version`` only grows; readers migrate every older
+version explicitly (fixtures of each released version live in tests/data/receipts/) and refuse
+newer ones with a message naming the installer to use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._action import Action, action_from_json
+from ._errors import ReceiptError
+from ._fsops import write_atomic
+from ._manifest import Scope
+
+RECEIPT_SCHEMA = 1
+RECEIPT_KIND = "mam-install-receipt"
+
+
+@dataclass
+class RunInfo:
+    """The run that wrote a receipt: how far it got, and what it can be undone with."""
+
+    id: str
+    status: str = "in-progress"  # in-progress | complete | rolled-back
+    started: str = ""
+    finished: str = ""
+    previous_receipt: str | None = None  # relative to the scope's state dir
+    backup: str | None = None  # relative to the scope's state dir
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class InstallPlan:
+    scope: Scope
+    installer_version: str
+    payload_version: str
+    source: dict[str, Any]
+    settings: dict[str, Any]
+    host: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    schema_version: int = RECEIPT_SCHEMA
+
+    def pending(self) -> Iterator[Action]:
+        return (a for a in self.actions if a.needs_execute)
+
+    @property
+    def is_noop(self) -> bool:
+        return not any(a.needs_execute for a in self.actions)
+
+    def owned_files(self) -> dict[str, str]:
+        """path -> sha256 of every file this plan leaves in our care once it has run."""
+        owned: dict[str, str] = {}
+        for action in self.actions:
+            if action.state == "completed" or action.needs_execute:
+                pair = action.owned()
+                if pair is not None:
+                    owned[pair[0]] = pair[1]
+        return owned
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": RECEIPT_KIND,
+            "schema_version": self.schema_version,
+            "scope": self.scope,
+            "installer_version": self.installer_version,
+            "payload_version": self.payload_version,
+            "source": self.source,
+            "settings": self.settings,
+            "host": self.host,
+            "actions": [a.to_json() for a in self.actions],
+        }
+
+
+@dataclass
+class Receipt:
+    plan: InstallPlan
+    run: RunInfo
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self.plan.to_json()
+        doc["run"] = self.run.to_json()
+        return doc
+
+    def owned_files(self) -> dict[str, str]:
+        """Files in our care: only completed actions count (an interrupted run is not trusted)."""
+        owned: dict[str, str] = {}
+        for action in self.plan.actions:
+            if action.state == "completed":
+                pair = action.owned()
+                if pair is not None:
+                    owned[pair[0]] = pair[1]
+        return owned
+
+    def owned_dirs(self) -> list[str]:
+        return [
+            getattr(a, "path", "")
+            for a in self.plan.actions
+            if a.tag == "create_directory" and a.state == "completed"
+        ]
+
+
+def write_receipt(path: Path, receipt: Receipt) -> None:
+    data = json.dumps(receipt.to_json(), indent=1, sort_keys=True).encode() + b"\n"
+    write_atomic(path, data, 0o644)
+
+
+def _migrate(doc: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Bring an older receipt up to RECEIPT_SCHEMA, one version step at a time."""
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ReceiptError(f"{origin}: no valid schema_version; it is not a mam-install receipt")
+    if version > RECEIPT_SCHEMA:
+        made_by = doc.get("installer_version", "a newer release")
+        raise ReceiptError(
+            f"{origin}: receipt schema {version} was written by mam-install {made_by}; "
+            f"this is an older mam-install (schema {RECEIPT_SCHEMA}): use mam-install {made_by} "
+            "or newer"
+        )
+    # Schema 1 is the first; future steps go here as `if version == N: ...; version = N + 1`.
+    return doc
+
+
+def read_receipt(path: Path) -> Receipt | None:
+    """Read a receipt; None when there is none. Anything unreadable is a ReceiptError."""
+    origin = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ReceiptError(f"{origin}: cannot read the receipt ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as stream:
+        raw = stream.read()
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReceiptError(
+            f"{origin}: the receipt is not valid JSON ({exc}); move it aside and run "
+            "`mam-install install` again to adopt the files that are there"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("kind") != RECEIPT_KIND:
+        raise ReceiptError(f"{origin}: not a mam-install receipt")
+    doc = _migrate(doc, origin)
+    try:
+        actions = [action_from_json(a, origin) for a in doc["actions"]]
+        run_doc = doc.get("run") or {}
+        run = RunInfo(**{k: v for k, v in run_doc.items() if k in RunInfo.__dataclass_fields__})
+        plan = InstallPlan(
+            scope=doc["scope"],
+            installer_version=str(doc["installer_version"]),
+            payload_version=str(doc["payload_version"]),
+            source=dict(doc.get("source") or {}),
+            settings=dict(doc.get("settings") or {}),
+            host=dict(doc.get("host") or {}),
+            actions=actions,
+            schema_version=RECEIPT_SCHEMA,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ReceiptError(f"{origin}: the receipt is missing {exc}; it is damaged") from exc
+    return Receipt(plan=plan, run=run)

@@ -1,0 +1,89 @@
+"""The private staging directory where a payload is copied, checked and unpacked before use."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from ._archive import extract_verified
+from ._errors import IntegrityError
+from ._hashing import CHUNK_SIZE
+from ._manifest import Manifest, ManifestFile
+
+
+class Staging:
+    """A fresh ``mkdtemp`` directory (mode 0700), removed when the run ends however it ends."""
+
+    def __init__(self, prefix: str = "mam-install-") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        os.chmod(self.path, 0o700)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class StagedPayload:
+    """A payload whose every file has been verified against its manifest."""
+
+    manifest: Manifest
+    root: Path
+
+    def path_of(self, entry: ManifestFile) -> Path:
+        return self.root / entry.member
+
+
+def copy_capped(source: BinaryIO, dest: Path, limit: int, origin: str) -> tuple[str, int]:
+    """Copy at most ``limit`` bytes into a new file; return (sha256, size). Longer is refused."""
+    digest = hashlib.sha256()
+    size = 0
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            chunk = source.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise IntegrityError(f"{origin}: longer than the {limit} bytes expected; refusing")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def stage_archive(
+    source: BinaryIO, manifest: Manifest, staging: Staging, origin: str
+) -> StagedPayload:
+    """Copy the archive into staging, check its size and hash, then unpack and check every file."""
+    ref = manifest.archive
+    if ref is None:
+        raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
+    archive = staging.path / ref.name
+    sha256, size = copy_capped(source, archive, ref.size, origin)
+    if size != ref.size:
+        raise IntegrityError(f"{origin}: {size} bytes, the manifest says {ref.size}; refusing")
+    if sha256 != ref.sha256:
+        raise IntegrityError(
+            f"{origin}: SHA-256 {sha256} does not match the manifest's {ref.sha256}; refusing"
+        )
+    root = staging.path / "payload"
+    root.mkdir(mode=0o700)
+    extract_verified(archive, manifest, root)
+    return StagedPayload(manifest=manifest, root=root)

@@ -1,0 +1,186 @@
+"""Running a plan as a transaction: receipt after every state change, rollback on failure.
+
+Before the first action the old receipt is archived under ``.mam/receipts/<version>.json`` and
+the new receipt is written with ``run.status = in-progress``. Every file an action replaces or
+removes is first copied to ``.mam/backup/<run-id>/``. If an action fails (or the user presses
+Ctrl-C) the completed actions are reverted in reverse order and the old receipt is put back. If
+the process is killed instead, the next run finds ``in-progress`` and does the same (``recover``):
+every ``execute`` and ``revert`` is idempotent, so reverting an action that never ran is harmless.
+The backup of the last successful run is kept for ``mam-install rollback``; older ones go.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ._action import Action, Context
+from ._errors import ActionFailed, MamError, ReceiptError, RevertIncomplete
+from ._layout import ScopeLayout
+from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+
+_INTERRUPTED = ("in-progress", "rolling-back")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+
+
+def _revertible(receipt: Receipt) -> list[Action]:
+    return [a for a in receipt.plan.actions if not a.carried and a.state != "skipped"]
+
+
+def _revert_all(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> None:
+    """Revert this run's actions newest first, recording each; RevertIncomplete if any fails."""
+    failures: list[str] = []
+    for action in reversed(_revertible(receipt)):
+        try:
+            action.revert(ctx)
+        except (OSError, MamError) as exc:
+            failures.append(f"{action.describe_revert()}: {exc}")
+            continue
+        action.state = "uncompleted"
+        write_receipt(layout.receipt, receipt)
+    if failures:
+        raise RevertIncomplete(
+            f"could not undo {len(failures)} change(s), first: {failures[0]}; "
+            f"{layout.receipt} records what is left — fix that and run `mam-install rollback`"
+        )
+
+
+def _restore_previous(receipt: Receipt, layout: ScopeLayout) -> Receipt | None:
+    """Put the receipt that was current before this run back in place (or none)."""
+    previous: Receipt | None = None
+    if receipt.run.previous_receipt:
+        previous = read_receipt(layout.state_dir / receipt.run.previous_receipt)
+    if previous is None:
+        try:
+            layout.receipt.unlink()
+        except FileNotFoundError:
+            pass
+    else:
+        write_receipt(layout.receipt, previous)
+    if receipt.run.backup:
+        shutil.rmtree(layout.state_dir / receipt.run.backup, ignore_errors=True)
+    return previous
+
+
+def _context_for(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> Context:
+    backup = layout.state_dir / receipt.run.backup if receipt.run.backup else None
+    return replace(ctx, backup_dir=backup)
+
+
+def recover(layout: ScopeLayout, ctx: Context) -> bool:
+    """Roll back a run that was killed part-way; True if there was one."""
+    receipt = read_receipt(layout.receipt)
+    if receipt is None or receipt.run.status not in _INTERRUPTED:
+        return False
+    ctx.feedback.warn(
+        f"the run {receipt.run.id} in {layout.root} was interrupted; undoing its changes first"
+    )
+    _revert_all(receipt, layout, _context_for(receipt, layout, ctx))
+    _restore_previous(receipt, layout)
+    return True
+
+
+def rollback_last(layout: ScopeLayout, ctx: Context) -> Receipt | None:
+    """Undo the last completed run, returning to the receipt it replaced."""
+    receipt = read_receipt(layout.receipt)
+    if receipt is None:
+        raise ReceiptError(f"no receipt at {layout.receipt}: nothing was installed here")
+    if not receipt.run.previous_receipt:
+        raise ReceiptError(
+            f"{layout.receipt}: the last run was the first install; there is no earlier version "
+            "to return to (use `mam-install uninstall` to remove it)"
+        )
+    if not (layout.state_dir / receipt.run.previous_receipt).is_file():
+        raise ReceiptError(f"{layout.state_dir / receipt.run.previous_receipt} is gone")
+    receipt.run.status = "rolling-back"
+    write_receipt(layout.receipt, receipt)
+    _revert_all(receipt, layout, _context_for(receipt, layout, ctx))
+    return _restore_previous(receipt, layout)
+
+
+def _drop_old_backups(layout: ScopeLayout, keep: str | None) -> None:
+    if not layout.backup_root.is_dir():
+        return
+    for entry in layout.backup_root.iterdir():
+        if entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _archive(previous: Receipt, layout: ScopeLayout) -> str:
+    layout.receipts_dir.mkdir(mode=0o755, exist_ok=True)
+    archived = layout.receipts_dir / f"{previous.plan.payload_version}.json"
+    write_receipt(archived, previous)
+    return layout.relative(archived)
+
+
+def run_plan(
+    plan: InstallPlan,
+    layout: ScopeLayout,
+    ctx: Context,
+    previous: Receipt | None,
+    run_id: str | None = None,
+) -> Receipt:
+    """Execute ``plan``; on any failure undo it and raise ActionFailed (exit 7)."""
+    run_id = run_id or new_run_id()
+    backup = layout.backup_dir(run_id)
+    run = RunInfo(
+        id=run_id,
+        started=_now(),
+        previous_receipt=_archive(previous, layout) if previous is not None else None,
+        backup=layout.relative(backup),
+    )
+    receipt = Receipt(plan=plan, run=run)
+    ctx = replace(ctx, backup_dir=backup)
+    write_receipt(layout.receipt, receipt)
+    current: Action | None = None
+    try:
+        for current in plan.actions:
+            if not current.needs_execute:
+                continue
+            current.state = "progress"
+            write_receipt(layout.receipt, receipt)
+            current.execute(ctx)
+            current.state = "completed"
+            write_receipt(layout.receipt, receipt)
+    except BaseException as exc:
+        what = current.describe_execute() if current is not None else "starting"
+        ctx.feedback.warn(f"{what} failed: {exc}; undoing this run's changes")
+        _revert_all(receipt, layout, ctx)
+        _restore_previous(receipt, layout)
+        if not isinstance(exc, Exception):
+            raise
+        raise ActionFailed(
+            f"{what} failed ({exc}); every change of this run was undone and "
+            f"{layout.root} is as it was before"
+        ) from exc
+    run.status, run.finished = "complete", _now()
+    if not backup.exists():
+        run.backup = None
+    write_receipt(layout.receipt, receipt)
+    _drop_old_backups(layout, keep=backup.name if backup.exists() else None)
+    return receipt
+
+
+def remove_state_dir(layout: ScopeLayout) -> None:
+    """After an uninstall: remove our bookkeeping, then ``.mam/`` itself if it is empty."""
+    for name in ("receipts", "backup"):
+        shutil.rmtree(layout.state_dir / name, ignore_errors=True)
+    for path in (layout.receipt, layout.lock, Path(str(layout.lock) + ".excl")):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    try:
+        layout.state_dir.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,223 @@
+"""The workspace planner: DESIGN §5's per-file decision table, turned into ordered actions.
+
+For each payload file, with R = the hash our receipt says we wrote, D = what is on disk and
+N = the new file: absent -> write; D == N -> nothing; D == R -> replace; D != R -> keep the
+user's file and write ours beside it as ``<file>.mam-new``; present but not ours -> adopt it if it
+matches a released version (legacy install), else ``.mam-new``; symlinks are never written through.
+Conflicts are all found here, before anything is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _fsops as fsops
+from ._action import Action
+from ._file_actions import (
+    CreateDirectory,
+    KeepFile,
+    RemoveDirectory,
+    RemoveFile,
+    ReplaceFile,
+    WriteFile,
+)
+from ._manifest import NEW_SUFFIX, Manifest, ManifestFile
+from ._plan import Receipt
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What an earlier run left in our care; empty for a first install."""
+
+    version: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+    dirs: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_receipt(cls, receipt: Receipt | None) -> Previous:
+        if receipt is None:
+            return cls()
+        return cls(
+            version=receipt.plan.payload_version,
+            files=receipt.owned_files(),
+            dirs=frozenset(receipt.owned_dirs()),
+        )
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass
+class _Planner:
+    root: Path
+    manifest: Manifest
+    previous: Previous
+    legacy: Mapping[str, frozenset[str]]
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def same_version(self) -> bool:
+        return self.previous.version == self.manifest.version
+
+    def plan(self) -> list[Action]:
+        entries = self.manifest.in_scope("workspace")
+        blocked = self._plan_directories(entries)
+        for entry in entries:
+            self._plan_file(entry, blocked)
+        self._plan_dropped({e.path for e in entries})
+        return self.actions
+
+    def _plan_directories(self, entries: tuple[ManifestFile, ...]) -> dict[str, str]:
+        """Create missing parent dirs in order; return dir -> reason for dirs we cannot use."""
+        blocked: dict[str, str] = {}
+        wanted = sorted({d for e in entries for d in _parents(e.path)}, key=lambda d: d.count("/"))
+        for directory in wanted:
+            if any(directory.startswith(b + "/") for b in blocked):
+                continue
+            state = fsops.inspect(self.root, directory)
+            if state.kind == "absent":
+                self.actions.append(CreateDirectory(path=directory))
+            elif state.kind in ("symlink", "symlinked-parent"):
+                blocked[directory] = "symlinked-parent"
+            elif state.kind in ("file", "blocked-parent"):
+                blocked[directory] = "not-a-file"
+            elif directory in self.previous.dirs:
+                action = CreateDirectory(path=directory)
+                action.state, action.carried = "completed", True
+                self.actions.append(action)
+        return blocked
+
+    def _keep(self, path: str, reason: str, **extra: object) -> KeepFile:
+        action = KeepFile(path=path, reason=reason, **extra)  # type: ignore[arg-type]
+        action.state = "completed" if action.owned_sha256 else "skipped"
+        action.carried = True
+        self.actions.append(action)
+        return action
+
+    def _plan_file(self, entry: ManifestFile, blocked: Mapping[str, str]) -> None:
+        path, new = entry.path, entry.sha256
+        for directory in _parents(path):
+            if directory in blocked:
+                self._keep(path, blocked[directory], pre_existed=True)
+                return
+        ours = self.previous.files.get(path)
+        disk = fsops.inspect(self.root, path)
+        if disk.kind in ("symlink", "symlinked-parent"):
+            self._keep(path, disk.kind)
+        elif disk.kind == "blocked-parent":
+            self._keep(path, "not-a-file")
+        elif disk.kind == "absent":
+            if ours is not None and not self.same_version:
+                self._keep(path, "user-deleted", pre_existed=False)
+            else:
+                self._write(entry, path, "new file" if ours is None else "restored: it was missing")
+        elif disk.kind == "other":
+            self._beside(entry, "not-a-file", disk.sha256)
+        elif disk.sha256 == new:
+            self._keep(
+                path,
+                "up-to-date" if ours is not None else "identical",
+                disk_sha256=new,
+                owned_sha256=new if ours is not None else None,
+                pre_existed=ours is None,
+            )
+        elif ours is not None and disk.sha256 == ours:
+            self._replace(entry, path, ours, adopted=False)
+        elif ours is None and disk.sha256 in self.legacy.get(path, frozenset()):
+            assert disk.sha256 is not None
+            self._replace(entry, path, disk.sha256, adopted=True)
+        else:
+            self._beside(entry, "user-edited", disk.sha256)
+
+    def _write(self, entry: ManifestFile, path: str, reason: str) -> None:
+        self.actions.append(
+            WriteFile(
+                path=path,
+                sha256=entry.sha256,
+                mode=entry.mode,
+                source=entry.member,
+                for_path=entry.path,
+                reason=reason,
+            )
+        )
+
+    def _replace(self, entry: ManifestFile, path: str, old: str, *, adopted: bool) -> None:
+        reason = "installed by an earlier mam release, adopted" if adopted else "unchanged by you"
+        self.actions.append(
+            ReplaceFile(
+                path=path,
+                old_sha256=old,
+                sha256=entry.sha256,
+                mode=entry.mode,
+                source=entry.member,
+                for_path=entry.path,
+                adopted=adopted,
+                reason=reason,
+            )
+        )
+
+    def _beside(self, entry: ManifestFile, reason: str, disk_sha256: str | None) -> None:
+        """Keep the user's file and put ours next to it as ``<file>.mam-new``."""
+        new_path = entry.path + NEW_SUFFIX
+        self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path)
+        ours = self.previous.files.get(new_path)
+        disk = fsops.inspect(self.root, new_path)
+        if disk.kind == "absent":
+            self._write(entry, new_path, f"beside your {entry.path}")
+        elif disk.kind == "file" and disk.sha256 == entry.sha256:
+            self._keep(new_path, "pending", disk_sha256=disk.sha256, owned_sha256=entry.sha256)
+        elif disk.kind == "file" and ours is not None and disk.sha256 == ours:
+            self._replace(entry, new_path, ours, adopted=False)
+        else:
+            self._keep(new_path, "user-edited" if disk.kind == "file" else disk.kind)
+
+    def _plan_dropped(self, current: set[str]) -> None:
+        """Files we own that the new payload no longer has, and stale ``.mam-new`` files."""
+        planned_new = {a.path for a in self.actions if isinstance(a, (WriteFile, ReplaceFile))}
+        planned_new |= {a.path for a in self.actions if isinstance(a, KeepFile) and a.owned_sha256}
+        for path, sha256 in sorted(self.previous.files.items()):
+            if path in current or path in planned_new:
+                continue
+            disk = fsops.inspect(self.root, path)
+            if disk.kind == "file" and disk.sha256 == sha256:
+                reason = (
+                    "no longer needed beside its file"
+                    if path.endswith(NEW_SUFFIX)
+                    else "no longer part of the payload"
+                )
+                self.actions.append(RemoveFile(path=path, sha256=sha256, reason=reason))
+            elif disk.kind != "absent":
+                self._keep(path, "modified", disk_sha256=disk.sha256)
+        needed = {d for p in current for d in _parents(p)}
+        for directory in sorted(self.previous.dirs - needed, key=lambda d: -d.count("/")):
+            self.actions.append(RemoveDirectory(path=directory))
+
+
+def plan_workspace(
+    root: Path,
+    manifest: Manifest,
+    previous: Previous,
+    legacy: Mapping[str, frozenset[str]] | None = None,
+) -> list[Action]:
+    """Inspect the workspace and return the ordered actions; touches nothing."""
+    return _Planner(root, manifest, previous, legacy or {}).plan()
+
+
+def plan_uninstall(root: Path, receipt: Receipt) -> list[Action]:
+    """Remove what the receipt says we wrote and that is still pristine, then our empty dirs."""
+    actions: list[Action] = []
+    for path, sha256 in sorted(receipt.owned_files().items(), reverse=True):
+        disk = fsops.inspect(root, path)
+        if disk.kind == "file" and disk.sha256 == sha256:
+            actions.append(RemoveFile(path=path, sha256=sha256, reason="uninstall"))
+        elif disk.kind != "absent":
+            keep = KeepFile(path=path, reason="modified", disk_sha256=disk.sha256)
+            keep.state = "skipped"
+            actions.append(keep)
+    for directory in sorted(receipt.owned_dirs(), key=lambda d: -d.count("/")):
+        actions.append(RemoveDirectory(path=directory))
+    return actions

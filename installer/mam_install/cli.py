@@ -1,0 +1,278 @@
+"""The command line: parse, delegate to one module per command, render, exit with a stable code.
+
+Only click and this module are imported for ``--version`` and ``--help``; every command imports
+what it needs when it runs (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from ._errors import ExitCode, MamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes: 0 ok, 1 unexpected, 2 usage, 3 platform, 4 conflict,
+5 integrity, 6 receipt, 7 action failed (rolled back), 8 revert incomplete, 9 busy.
+Human text goes to stderr; --json documents go to stdout."""
+
+
+def _version_text() -> str:
+    from ._embedded import embedded_payload_version
+
+    payload = embedded_payload_version() or "none embedded"
+    return f"mam-install {__version__} (payload {payload}, Python {sys.version.split()[0]})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_text())
+        ctx.exit(0)
+
+
+def output_options(func: F) -> F:
+    """--json/-v/-q, accepted both before and after the command name."""
+    func = click.option("--json", "json_mode", is_flag=True, help="Print a JSON document.")(func)
+    func = click.option("-v", "--verbose", count=True, help="Say more.")(func)
+    func = click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")(func)
+    return func
+
+
+class Settings:
+    """Output settings merged from the group and the command."""
+
+    def __init__(self, json_mode: bool = False, verbose: int = 0, quiet: bool = False) -> None:
+        self.json_mode, self.verbose, self.quiet = json_mode, verbose, quiet
+
+    def merge(self, json_mode: bool, verbose: int, quiet: bool) -> Settings:
+        return Settings(self.json_mode or json_mode, self.verbose + verbose, self.quiet or quiet)
+
+
+def _feedback(settings: Settings) -> Any:
+    from ._feedback import ConsoleFeedback
+
+    verbosity = -1 if settings.quiet else settings.verbose
+    return ConsoleFeedback(verbosity=verbosity, json_mode=settings.json_mode, log_path=_log_path())
+
+
+def _log_path() -> Path | None:
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_log_dir("mam", appauthor=False)) / "mam-install.log"
+    except Exception:  # a broken HOME must not stop the command: the log is best effort
+        return None
+
+
+def _emit(settings: Settings, document: dict[str, Any], code: int) -> None:
+    if settings.json_mode:
+        document = {"schema": "mam-install/1", "exit_code": code, "ok": code == 0, **document}
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def command_runner(func: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., None]:
+    """Run a command body, turning MamError into its exit code and a one-line message."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, json_mode: bool, verbose: int, quiet: bool, **kwargs: Any) -> None:
+        parent = click.get_current_context().find_object(Settings) or Settings()
+        settings = parent.merge(json_mode, verbose, quiet)
+        feedback = _feedback(settings)
+        try:
+            document, code = func(*args, feedback=feedback, settings=settings, **kwargs)
+        except MamError as exc:
+            feedback.error(str(exc))
+            log = feedback.flush_log()
+            _emit(settings, {"error": str(exc), "log": str(log) if log else None}, exc.exit_code)
+            sys.exit(int(exc.exit_code))
+        except Exception as exc:
+            import traceback
+
+            feedback.detail(traceback.format_exc())
+            log = feedback.flush_log()
+            where = f"; details in {log}" if log else ""
+            feedback.error(f"unexpected {type(exc).__name__}: {exc}{where}")
+            _emit(settings, {"error": f"{type(exc).__name__}: {exc}"}, ExitCode.UNEXPECTED)
+            sys.exit(int(ExitCode.UNEXPECTED))
+        feedback.flush_log()
+        _emit(settings, document, code)
+        sys.exit(code)
+
+    return output_options(wrapper)  # type: ignore[arg-type]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the installer and payload versions.",
+)
+@output_options
+@click.pass_context
+def main(ctx: click.Context, json_mode: bool, verbose: int, quiet: bool) -> None:
+    """Install, verify, upgrade and remove multi-agent-mux (mam)."""
+    ctx.obj = Settings(json_mode, verbose, quiet)
+
+
+def workspace_option(func: F) -> F:
+    return click.option(
+        "--workspace",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The project to install into (default: nearest .mam/ or .git, else here).",
+    )(func)
+
+
+def lock_timeout_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=float,
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for another run on this workspace.",
+    )(func)
+
+
+def install_options(func: F) -> F:
+    options = [
+        workspace_option,
+        click.option("--from", "source", metavar="SOURCE", help="Release dir, archive, URL, - or git+URL@COMMIT."),
+        click.option("--sha256", metavar="HEX", help="Pin a bare archive (--from FILE or -)."),
+        click.option("--allow-unpinned", is_flag=True, help="Allow a git tag/branch (warns; recorded)."),
+        click.option("--no-host", is_flag=True, help="Only the workspace; no per-user tools or units."),
+        click.option("--no-units", is_flag=True, help="Do not install systemd/launchd user units."),
+        click.option("--no-modify-path", is_flag=True, help="Do not touch shell rc files."),
+        click.option("--enable-units", is_flag=True, help="Enable and start the user units."),
+        click.option("--allow-downgrade", is_flag=True, help="Allow installing an older version."),
+        click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing."),
+        click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation."),
+        lock_timeout_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[dict[str, Any], int]:
+    from ._cmd_install import InstallOptions, run_install
+    from ._sources import SourceSpec
+
+    opts = InstallOptions(
+        mode=mode,  # type: ignore[arg-type]
+        workspace=kw["workspace"],
+        source=SourceSpec(kw["source"], kw["sha256"], kw["allow_unpinned"]),
+        dry_run=kw["dry_run"],
+        assume_yes=kw["assume_yes"],
+        allow_downgrade=kw["allow_downgrade"],
+        lock_timeout=kw["lock_timeout"],
+    )
+    document = run_install(opts, feedback)
+    if (opts.dry_run or mode == "plan") and not settings.json_mode:
+        for step in document["steps"]:
+            click.echo(step, err=True)
+        if not document["steps"]:
+            click.echo("Nothing to do: the workspace is up to date.", err=True)
+    if mode == "plan" and settings.json_mode:
+        return document["plan"], 0
+    return document, 0
+
+
+@main.command()
+@install_options
+@command_runner
+def install(**kw: Any) -> tuple[dict[str, Any], int]:
+    """Install mam into a workspace (and, unless --no-host, for this user)."""
+    return _install("install", **kw)
+
+
+@main.command()
+@install_options
+@command_runner
+def upgrade(**kw: Any) -> tuple[dict[str, Any], int]:
+    """Upgrade an existing install (or adopt one made by hand); refuses downgrades."""
+    return _install("upgrade", **kw)
+
+
+@main.command()
+@install_options
+@command_runner
+def plan(**kw: Any) -> tuple[dict[str, Any], int]:
+    """Print the plan (--json for the machine form); change nothing."""
+    return _install("plan", **kw)
+
+
+@main.command()
+@workspace_option
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
+@click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+@lock_timeout_option
+@command_runner
+def uninstall(
+    feedback: Any, settings: Settings, workspace: Path | None, dry_run: bool, assume_yes: bool,
+    lock_timeout: float,
+) -> tuple[dict[str, Any], int]:
+    """Remove what the receipt says mam-install wrote and you did not change."""
+    from ._cmd_remove import run_uninstall
+
+    document = run_uninstall(workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout)
+    if dry_run and not settings.json_mode:
+        for step in document["steps"]:
+            click.echo(step, err=True)
+    return document, 0
+
+
+@main.command()
+@workspace_option
+@lock_timeout_option
+@command_runner
+def rollback(
+    feedback: Any, settings: Settings, workspace: Path | None, lock_timeout: float
+) -> tuple[dict[str, Any], int]:
+    """Return the workspace to the version before the last upgrade."""
+    from ._cmd_remove import run_rollback
+
+    return run_rollback(workspace, feedback, lock_timeout=lock_timeout), 0
+
+
+@main.command()
+@workspace_option
+@lock_timeout_option
+@command_runner
+def status(
+    feedback: Any, settings: Settings, workspace: Path | None, lock_timeout: float
+) -> tuple[dict[str, Any], int]:
+    """Compare the workspace with its receipt: pristine, modified, missing, pending."""
+    from ._cmd_status import run_status
+
+    document, healthy = run_status(workspace, feedback, lock_timeout=lock_timeout)
+    return document, 0 if healthy else int(ExitCode.CONFLICT)
+
+
+@main.group()
+def cache() -> None:
+    """Manage mam-install's caches."""
+
+
+@cache.command("clean")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@command_runner
+def cache_clean(feedback: Any, settings: Settings, dry_run: bool) -> tuple[dict[str, Any], int]:
+    """Remove stale ~/.shiv extractions of older mam-install builds and the download cache."""
+    from ._cmd_cache import run_cache_clean
+
+    return run_cache_clean(feedback, dry_run=dry_run), 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

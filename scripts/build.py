@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Build a release into dist/: mam-install.pyz, the payload archive and manifest, SHA256SUMS,
+get-mam.py. Needs only Python >= 3.9 and pip's registry: build tools come from hash-locked
+requirements in checksums/. Two builds of one commit are byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "installer"))
+
+from payload_archive import build_payload, read_version  # noqa: E402
+
+PACKAGE = ROOT / "installer" / "mam_install"
+BUILD = ROOT / "build"
+ENTRY_POINT = "mam_install.cli:main"
+SHEBANG = "/usr/bin/env python3"
+
+
+def say(message: str) -> None:
+    print(f"build: {message}", file=sys.stderr)
+
+
+def git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH, else the commit time, else 1980-01-01 (the oldest a zip can hold)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct")
+    return max(int(value), 315532800) if value else 315532800
+
+
+def source_info() -> dict[str, str] | None:
+    commit = git("rev-parse", "HEAD")
+    if not commit or len(commit) != 40:
+        return None
+    ref = git("describe", "--tags", "--exact-match") or git("rev-parse", "--abbrev-ref", "HEAD")
+    if git("status", "--porcelain", "--", "payload", "installer", "scripts", "checksums"):
+        ref = f"{ref}+dirty"  # the tree differs from the commit: say so rather than pretend
+    repository = os.environ.get("MAM_RELEASE_REPOSITORY") or git(
+        "config", "--get", "remote.origin.url"
+    )
+    return {"repository": repository or "local", "ref": ref or "HEAD", "commit": commit}
+
+
+def run(argv: list[str], **kwargs: object) -> None:
+    subprocess.run(argv, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def lock_digest(*names: str) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update((ROOT / "checksums" / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_venv() -> Path:
+    """A venv with shiv from checksums/build-requirements.txt, reused while the lock is unchanged."""
+    path = BUILD / f"venv-{lock_digest('build-requirements.txt')}"
+    python = path / "bin" / "python"
+    if not (path / "bin" / "shiv").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        say(f"creating the build venv {path}")
+        venv.EnvBuilder(with_pip=True).create(path)
+        run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "--only-binary=:all:",
+             "-r", str(ROOT / "checksums" / "build-requirements.txt")])
+    return path
+
+
+def runtime_site(build_python: Path) -> Path:
+    """The pyz's dependencies, from checksums/pyz-requirements.txt, hash-checked by pip."""
+    site = BUILD / f"site-{lock_digest('pyz-requirements.txt')}"
+    if not (site / "click").is_dir():
+        shutil.rmtree(site, ignore_errors=True)
+        say("installing the pyz dependencies (hash-locked)")
+        run([str(build_python), "-m", "pip", "install", "-q", "--require-hashes", "--no-deps",
+             "--only-binary=:all:", "--no-compile", "--target", str(site),
+             "-r", str(ROOT / "checksums" / "pyz-requirements.txt")])
+        shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts carry this machine's path
+    return site
+
+
+def write_embedded_data(target: Path, archive: Path, manifest: Path) -> None:
+    """mam_install/_data: the release manifest, the archive and every released manifest."""
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "manifests").mkdir(parents=True)
+    shutil.copyfile(manifest, target / "manifest.json")
+    shutil.copyfile(archive, target / archive.name)
+    for released in sorted((ROOT / "manifests").glob("*.json")):
+        if not released.name.endswith(".schema.json"):
+            shutil.copyfile(released, target / "manifests" / released.name)
+
+
+def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
+    staging = BUILD / "pyz-site"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(site, staging)
+    shutil.copytree(
+        PACKAGE, staging / "mam_install", ignore=shutil.ignore_patterns("__pycache__", "_data")
+    )
+    write_embedded_data(staging / "mam_install" / "_data", archive, manifest)
+    return staging
+
+
+def replace_main(pyz: Path) -> None:
+    """Swap shiv's __main__.py for ours (version check, writable SHIV_ROOT), keeping all else."""
+    data = pyz.read_bytes()
+    prefix_end = data.index(b"\n") + 1  # the shebang line
+    with zipfile.ZipFile(io.BytesIO(data)) as old:
+        entries = [(info, old.read(info)) for info in old.infolist()]
+    out = io.BytesIO()
+    out.write(data[:prefix_end])
+    with zipfile.ZipFile(out, "w") as new:
+        for info, content in entries:
+            if info.filename == "__main__.py":
+                content = (HERE / "pyz_main.py").read_bytes()
+            new.writestr(info, content)
+    pyz.write_bytes(out.getvalue())
+    pyz.chmod(0o755)
+
+
+def build_pyz(build: Path, site: Path, out: Path, epoch: int) -> None:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+    out.unlink(missing_ok=True)
+    run([str(build / "bin" / "shiv"), "--reproducible", "--compressed", "--compile-pyc",
+         "--site-packages",
+         str(site), "-e", ENTRY_POINT, "-p", SHEBANG, "-o", str(out)], env=env,
+        stdout=subprocess.DEVNULL)
+    replace_main(out)
+
+
+def write_sums(dist: Path, names: list[str]) -> None:
+    from mam_install._sums import format_sums
+
+    entries = {n: hashlib.sha256((dist / n).read_bytes()).hexdigest() for n in names}
+    (dist / "SHA256SUMS").write_bytes(format_sums(entries))
+
+
+def write_get_mam(dist: Path, version: str, pyz: Path, base_url: str) -> str | None:
+    template = HERE / "get-mam.py.in"
+    if not template.is_file():
+        return None
+    from render_get_mam import render_get_mam
+
+    text = render_get_mam(
+        template.read_text(),
+        version=version,
+        pyz_sha256=hashlib.sha256(pyz.read_bytes()).hexdigest(),
+        base_url=base_url,
+    )
+    (dist / "get-mam.py").write_text(text)
+    return "get-mam.py"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output dir (dist/)")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("MAM_RELEASE_BASE_URL", "https://releases.mam.invalid/{version}"),
+        help="where get-mam.py downloads the pyz from ({version} is filled in)",
+    )
+    parser.add_argument(
+        "--payload", type=Path, default=ROOT / "payload", help="payload dir (tests build others)"
+    )
+    args = parser.parse_args()
+    os.umask(0o022)
+    official = args.payload.resolve() == (ROOT / "payload").resolve()
+    if official and subprocess.run([sys.executable, str(HERE / "manifest.py"), "--check"]).returncode:
+        return 1
+    version = read_version(args.payload)
+    epoch = source_date_epoch()
+    dist: Path = args.out
+    dist.mkdir(parents=True, exist_ok=True)
+    archive, manifest = build_payload(args.payload, dist, mtime=epoch, source=source_info())
+    write_embedded_data(PACKAGE / "_data", archive, manifest)  # lets the source tree run too
+    build = build_venv()
+    site = assemble_site(runtime_site(build / "bin" / "python"), archive, manifest)
+    pyz = dist / "mam-install.pyz"
+    build_pyz(build, site, pyz, epoch)
+    names = [pyz.name, archive.name, manifest.name]
+    get_mam = write_get_mam(dist, version, pyz, args.base_url.format(version=version))
+    if get_mam:
+        names.append(get_mam)
+    write_sums(dist, sorted(names))
+    say(f"wrote {dist}: {', '.join(sorted(names))}, SHA256SUMS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

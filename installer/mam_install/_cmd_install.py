@@ -20,8 +20,8 @@ from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import SubprocessRunner
 from ._sources import SourceSpec, Staged, stage_source
 from ._staging import Staging
-from ._transaction import recover, run_plan
-from ._workspace_planner import Previous, plan_workspace
+from ._transaction import recover, remove_state_dir, run_plan
+from ._file_planner import Previous, plan_workspace
 
 Mode = Literal["install", "upgrade", "plan"]
 
@@ -172,19 +172,17 @@ def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, An
             _check_version(previous, manifest.version, opts.allow_downgrade)
             plan = build_plan(layout, staged, previous, opts)
             return _result(opts, layout, plan, applied=False)
+        created_state_dir = not layout.state_dir.exists()
         _ensure_state_dir(layout)
-        with WorkspaceLock(layout.lock, timeout=opts.lock_timeout):
-            recover(layout, ctx)
-            previous = read_receipt(layout.receipt)
-            if opts.mode == "upgrade" and previous is None:
-                feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
-            _check_version(previous, manifest.version, opts.allow_downgrade)
-            plan = build_plan(layout, staged, previous, opts)
-            _confirm(plan, opts, feedback)
-            if plan.is_noop and previous is not None and previous.run.status == "complete":
-                feedback.info(f"mam {manifest.version} is already installed in {root}; nothing to do")
-                return _result(opts, layout, plan, applied=False)
-            run_plan(plan, layout, ctx, previous)
+        try:
+            with WorkspaceLock(layout.lock, timeout=opts.lock_timeout):
+                plan, applied = _apply(opts, layout, staged, ctx, feedback)
+        except BaseException:
+            if created_state_dir and not layout.receipt.exists():
+                remove_state_dir(layout)  # a failed first install leaves no trace
+            raise
+        if not applied:
+            return _result(opts, layout, plan, applied=False)
     _report(plan, layout, feedback)
     groups = summarize(plan.actions)
     feedback.info(
@@ -193,6 +191,31 @@ def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, An
         f"beside yours as {NEW_SUFFIX}, {len(groups['keep'])} left alone"
     )
     return _result(opts, layout, plan, applied=True)
+
+
+def _apply(
+    opts: InstallOptions,
+    layout: ScopeLayout,
+    staged: Staged,
+    ctx: Context,
+    feedback: ConsoleFeedback,
+) -> tuple[InstallPlan, bool]:
+    """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran)."""
+    manifest = staged.payload.manifest
+    recover(layout, ctx)
+    previous = read_receipt(layout.receipt)
+    if opts.mode == "upgrade" and previous is None:
+        feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
+    _check_version(previous, manifest.version, opts.allow_downgrade)
+    plan = build_plan(layout, staged, previous, opts)
+    _confirm(plan, opts, feedback)
+    if plan.is_noop and previous is not None and previous.run.status == "complete":
+        feedback.info(
+            f"mam {manifest.version} is already installed in {layout.root}; nothing to do"
+        )
+        return plan, False
+    run_plan(plan, layout, ctx, previous)
+    return plan, True
 
 
 def _result(

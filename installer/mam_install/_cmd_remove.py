@@ -13,7 +13,7 @@ from ._lock import WorkspaceLock
 from ._plan import InstallPlan, read_receipt
 from ._runner import SubprocessRunner
 from ._transaction import recover, remove_state_dir, rollback_last, run_plan
-from ._workspace_planner import plan_uninstall
+from ._file_planner import plan_uninstall
 
 
 def run_uninstall(

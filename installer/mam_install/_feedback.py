@@ -26,6 +26,7 @@ class ConsoleFeedback:
         self._log_lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level} {message}")
         if self.verbosity >= minimum:
             self.stream.write(f"{message}\n")
+            self.stream.flush()
 
     def info(self, message: str) -> None:
         self._emit("INFO", message, 1 if self.json_mode else 0)

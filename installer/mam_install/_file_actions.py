@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,22 +37,33 @@ KEEP_SENTENCES: dict[str, str] = {
 }
 
 
-def _backup(ctx: Context, path: str) -> Path:
+def owned_key(path: str, base: str | None) -> str:
+    """How a receipt names a file in our care: relative in the workspace, absolute on the host."""
+    return f"{base.rstrip('/')}/{path}" if base else path
+
+
+def root_of(ctx: Context, base: str | None) -> Path:
+    """Workspace actions work below the context's root; host actions carry their own ``base``
+    (an existing directory, resolved when planned): nothing below it is ever followed."""
+    return Path(base) if base else ctx.root
+
+
+def _at(ctx: Context, path: str, base: str | None) -> Path:
+    return root_of(ctx, base) / path
+
+
+def _backup(ctx: Context, path: str, base: str | None) -> Path:
     if ctx.backup_dir is None:
-        raise ConflictError(f"no backup directory for {ctx.root / path}; refusing to replace it")
+        raise ConflictError(
+            f"no backup directory for {root_of(ctx, base) / path}; refusing to replace it"
+        )
+    if base:
+        return ctx.backup_dir / hashlib.sha256(base.encode()).hexdigest()[:16] / path
     return ctx.backup_dir / path
 
 
-def _save_backup(ctx: Context, path: str) -> None:
-    """Copy the current bytes of ``path`` into the run's backup, once, atomically."""
-    backup = _backup(ctx, path)
-    if backup.exists():
-        return
-    backup.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = backup.with_name(fsops.temp_name(backup.name))
-    shutil.copyfile(ctx.root / path, tmp, follow_symlinks=False)
-    shutil.copymode(ctx.root / path, tmp, follow_symlinks=False)
-    tmp.replace(backup)
+def _save_backup(ctx: Context, path: str, base: str | None) -> None:
+    fsops.save_backup(root_of(ctx, base), path, _backup(ctx, path, base))
 
 
 @register
@@ -60,6 +71,7 @@ def _save_backup(ctx: Context, path: str) -> None:
 class CreateDirectory(Action):
     tag = "create_directory"
     path: str
+    base: str | None = None
 
     def describe_execute(self) -> str:
         return f"Create directory `{self.path}`"
@@ -68,14 +80,16 @@ class CreateDirectory(Action):
         return f"Remove directory `{self.path}` if it is empty"
 
     def execute(self, ctx: Context) -> None:
-        fsops.make_dir(ctx.root, self.path)
+        fsops.make_dir(root_of(ctx, self.base), self.path)
 
     def revert(self, ctx: Context) -> None:
-        if not fsops.remove_dir_if_empty(ctx.root, self.path):
-            ctx.feedback.detail(f"kept {ctx.root / self.path}: it is not empty")
+        if not fsops.remove_dir_if_empty(root_of(ctx, self.base), self.path):
+            ctx.feedback.detail(f"kept {_at(ctx, self.path, self.base)}: it is not empty")
 
     def check(self, ctx: Context) -> bool:
-        return (ctx.root / self.path).is_dir() and not (ctx.root / self.path).is_symlink()
+        return (_at(ctx, self.path, self.base)).is_dir() and not (
+            _at(ctx, self.path, self.base)
+        ).is_symlink()
 
 
 @register
@@ -85,6 +99,7 @@ class RemoveDirectory(Action):
 
     tag = "remove_directory"
     path: str
+    base: str | None = None
 
     def describe_execute(self) -> str:
         return f"Remove directory `{self.path}` if it is empty"
@@ -93,14 +108,16 @@ class RemoveDirectory(Action):
         return f"Recreate directory `{self.path}`"
 
     def execute(self, ctx: Context) -> None:
-        if not fsops.remove_dir_if_empty(ctx.root, self.path):
-            ctx.feedback.info(f"kept {ctx.root / self.path}: it holds files that are not mam's")
+        if not fsops.remove_dir_if_empty(root_of(ctx, self.base), self.path):
+            ctx.feedback.info(
+                f"kept {_at(ctx, self.path, self.base)}: it holds files that are not mam's"
+            )
 
     def revert(self, ctx: Context) -> None:
-        (ctx.root / self.path).mkdir(parents=True, exist_ok=True)
+        (_at(ctx, self.path, self.base)).mkdir(parents=True, exist_ok=True)
 
     def check(self, ctx: Context) -> bool:
-        return not (ctx.root / self.path).exists()
+        return not (_at(ctx, self.path, self.base)).exists()
 
 
 @register
@@ -116,6 +133,7 @@ class WriteFile(Action):
     for_path: str
     reason: str = ""
     pre_existed: bool = False
+    base: str | None = None
 
     def describe_execute(self) -> str:
         text = f"Write `{self.path}` ({self.mode:04o}, sha256 {self.sha256[:12]})"
@@ -125,21 +143,23 @@ class WriteFile(Action):
         return f"Remove `{self.path}` if it still holds what mam wrote"
 
     def execute(self, ctx: Context) -> None:
-        now = fsops.inspect(ctx.root, self.path)
+        now = fsops.inspect(root_of(ctx, self.base), self.path)
         if now.kind == "file" and now.sha256 == self.sha256:
             return  # written by a run that was killed before it could record it
-        fsops.place_new(ctx.root, self.path, ctx.source(self.source), self.mode)
+        fsops.place_new(root_of(ctx, self.base), self.path, ctx.source(self.source), self.mode)
 
     def revert(self, ctx: Context) -> None:
-        fsops.remove_temp(ctx.root, self.path)
-        if not fsops.remove_if(ctx.root, self.path, self.sha256):
-            ctx.feedback.warn(f"kept {ctx.root / self.path}: it changed after mam wrote it")
+        fsops.remove_temp(root_of(ctx, self.base), self.path)
+        if not fsops.remove_if(root_of(ctx, self.base), self.path, self.sha256):
+            ctx.feedback.warn(
+                f"kept {_at(ctx, self.path, self.base)}: it changed after mam wrote it"
+            )
 
     def check(self, ctx: Context) -> bool:
-        return fsops.inspect(ctx.root, self.path).sha256 == self.sha256
+        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.sha256
 
     def owned(self) -> tuple[str, str] | None:
-        return (self.path, self.sha256)
+        return (owned_key(self.path, self.base), self.sha256)
 
 
 @register
@@ -157,6 +177,7 @@ class ReplaceFile(Action):
     adopted: bool = False
     reason: str = ""
     pre_existed: bool = True
+    base: str | None = None
 
     def describe_execute(self) -> str:
         why = f": {self.reason}" if self.reason else ""
@@ -169,33 +190,35 @@ class ReplaceFile(Action):
         return f"Restore the previous `{self.path}` from the backup if it still holds ours"
 
     def execute(self, ctx: Context) -> None:
-        now = fsops.inspect(ctx.root, self.path)
+        now = fsops.inspect(root_of(ctx, self.base), self.path)
         if now.kind == "file" and now.sha256 == self.sha256:
             return
         if now.kind != "file" or now.sha256 != self.old_sha256:
             raise ConflictError(
-                f"{ctx.root / self.path} changed since the plan was made; it was kept. Run again."
+                f"{_at(ctx, self.path, self.base)} changed since the plan was made; "
+                "it was kept. Run again."
             )
-        _save_backup(ctx, self.path)
-        fsops.replace_if(ctx.root, self.path, ctx.source(self.source), self.mode, self.old_sha256)
+        _save_backup(ctx, self.path, self.base)
+        fsops.replace_if(
+            root_of(ctx, self.base), self.path, ctx.source(self.source), self.mode, self.old_sha256
+        )
 
     def revert(self, ctx: Context) -> None:
-        fsops.remove_temp(ctx.root, self.path)
-        now = fsops.inspect(ctx.root, self.path)
+        fsops.remove_temp(root_of(ctx, self.base), self.path)
+        now = fsops.inspect(root_of(ctx, self.base), self.path)
         if now.kind == "file" and now.sha256 == self.old_sha256:
             return
-        backup = _backup(ctx, self.path)
+        backup = _backup(ctx, self.path, self.base)
         if now.kind != "file" or now.sha256 != self.sha256 or not backup.is_file():
-            ctx.feedback.warn(f"kept {ctx.root / self.path}: cannot restore it safely")
+            ctx.feedback.warn(f"kept {_at(ctx, self.path, self.base)}: cannot restore it safely")
             return
-        mode = backup.stat().st_mode & 0o7777
-        fsops.replace_if(ctx.root, self.path, backup, mode, self.sha256)
+        fsops.restore(root_of(ctx, self.base), self.path, backup, self.sha256)
 
     def check(self, ctx: Context) -> bool:
-        return fsops.inspect(ctx.root, self.path).sha256 == self.sha256
+        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.sha256
 
     def owned(self) -> tuple[str, str] | None:
-        return (self.path, self.sha256)
+        return (owned_key(self.path, self.base), self.sha256)
 
 
 @register
@@ -207,6 +230,7 @@ class RemoveFile(Action):
     path: str
     sha256: str
     reason: str = ""
+    base: str | None = None
 
     def describe_execute(self) -> str:
         why = f" ({self.reason})" if self.reason else ""
@@ -216,25 +240,28 @@ class RemoveFile(Action):
         return f"Restore `{self.path}` from the backup"
 
     def execute(self, ctx: Context) -> None:
-        now = fsops.inspect(ctx.root, self.path)
+        now = fsops.inspect(root_of(ctx, self.base), self.path)
         if now.kind == "absent":
             return
         if now.kind != "file" or now.sha256 != self.sha256:
-            ctx.feedback.warn(f"kept {ctx.root / self.path}: it changed after mam wrote it")
+            ctx.feedback.warn(
+                f"kept {_at(ctx, self.path, self.base)}: it changed after mam wrote it"
+            )
             return
         if ctx.backup_dir is not None:
-            _save_backup(ctx, self.path)
-        fsops.remove_if(ctx.root, self.path, self.sha256)
+            _save_backup(ctx, self.path, self.base)
+        fsops.remove_if(root_of(ctx, self.base), self.path, self.sha256)
 
     def revert(self, ctx: Context) -> None:
-        if ctx.backup_dir is None or not _backup(ctx, self.path).is_file():
+        if ctx.backup_dir is None or not _backup(ctx, self.path, self.base).is_file():
             return
-        if fsops.inspect(ctx.root, self.path).kind == "absent":
-            backup = _backup(ctx, self.path)
-            fsops.place_new(ctx.root, self.path, backup, backup.stat().st_mode & 0o7777)
+        if fsops.inspect(root_of(ctx, self.base), self.path).kind == "absent":
+            fsops.restore(
+                root_of(ctx, self.base), self.path, _backup(ctx, self.path, self.base), None
+            )
 
     def check(self, ctx: Context) -> bool:
-        return fsops.inspect(ctx.root, self.path).kind == "absent"
+        return fsops.inspect(root_of(ctx, self.base), self.path).kind == "absent"
 
 
 @register
@@ -250,6 +277,7 @@ class KeepFile(Action):
     owned_sha256: str | None = None
     new_path: str | None = None
     pre_existed: bool = True
+    base: str | None = None
 
     def describe_execute(self) -> str:
         text = f"Keep `{self.path}`: {KEEP_SENTENCES.get(self.reason, self.reason)}"
@@ -269,7 +297,9 @@ class KeepFile(Action):
     def check(self, ctx: Context) -> bool:
         if self.owned_sha256 is None:
             return True
-        return fsops.inspect(ctx.root, self.path).sha256 == self.owned_sha256
+        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.owned_sha256
 
     def owned(self) -> tuple[str, str] | None:
-        return (self.path, self.owned_sha256) if self.owned_sha256 else None
+        if self.owned_sha256 is None:
+            return None
+        return (owned_key(self.path, self.base), self.owned_sha256)

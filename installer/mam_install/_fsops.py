@@ -13,10 +13,10 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from ._errors import ConflictError
 from ._hashing import CHUNK_SIZE
@@ -113,15 +113,12 @@ def inspect(root: Path, rel: str) -> PathState:
         return PathState(kind, detail=str(exc))
 
 
-def _write_temp(dfd: int, tmp: str, source: Path, mode: int) -> None:
-    try:
-        os.unlink(tmp, dir_fd=dfd)  # a leftover from a killed run: ours, never a user's name
-    except FileNotFoundError:
-        pass
+def _write_temp(dfd: int, tmp: str, source: Path | BinaryIO, mode: int) -> None:
+    _unlink_quietly(dfd, tmp)  # a leftover from a killed run: ours, never a user's name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
     try:
-        with open(source, "rb") as src:
+        with open(source, "rb") if isinstance(source, Path) else nullcontext(source) as src:
             while True:
                 chunk = src.read(CHUNK_SIZE)
                 if not chunk:
@@ -220,6 +217,63 @@ def _file_hash(dfd: int, name: str) -> str | None:
         return _hash_fd(fd)
     finally:
         os.close(fd)
+
+
+def _link_or_copy_into(dfd: int, tmp: str, source: Path) -> None:
+    """Put ``source``'s bytes at ``tmp`` (in ``dfd``): a hard link where possible, which needs no
+    free space (a full disk must not stop a rollback), else a copy."""
+    _unlink_quietly(dfd, tmp)
+    try:
+        os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        _write_temp(dfd, tmp, source, stat.S_IMODE(os.stat(source).st_mode))
+
+
+def restore(root: Path, rel: str, backup: Path, expect_sha256: str | None) -> None:
+    """Put ``backup`` back at ``root/rel``: over the file while it still hashes to
+    ``expect_sha256``, or where nothing is when ``expect_sha256`` is None."""
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        current = _file_hash(dfd, name)
+        if current != expect_sha256:
+            raise ConflictError(f"{root / rel} changed; it was kept and not restored")
+        tmp = temp_name(name)
+        _link_or_copy_into(dfd, tmp, backup)
+        if expect_sha256 is None:
+            try:
+                os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+            finally:
+                _unlink_quietly(dfd, tmp)
+        else:
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        _fsync_dir(dfd)
+
+
+def save_backup(root: Path, rel: str, backup: Path) -> None:
+    """Keep the current ``root/rel`` at ``backup`` (a hard link where possible, else a copy)."""
+    if backup.exists():
+        return
+    backup.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        bfd = os.open(backup.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        try:
+            tmp = temp_name(backup.name)
+            _unlink_quietly(bfd, tmp)
+            try:
+                os.link(name, tmp, src_dir_fd=dfd, dst_dir_fd=bfd, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                src = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+                with os.fdopen(src, "rb") as stream:
+                    _write_temp(bfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
+            os.replace(tmp, backup.name, src_dir_fd=bfd, dst_dir_fd=bfd)
+            _fsync_dir(bfd)
+        finally:
+            os.close(bfd)
 
 
 def remove_if(root: Path, rel: str, expect_sha256: str) -> bool:

@@ -101,11 +101,13 @@ class Receipt:
         return owned
 
     def owned_dirs(self) -> list[str]:
-        return [
-            getattr(a, "path", "")
-            for a in self.plan.actions
-            if a.tag == "create_directory" and a.state == "completed"
-        ]
+        """Directories we created (relative in the workspace, absolute on the host)."""
+        dirs = []
+        for action in self.plan.actions:
+            if action.tag == "create_directory" and action.state == "completed":
+                path, base = getattr(action, "path", ""), getattr(action, "base", None)
+                dirs.append(f"{base.rstrip('/')}/{path}" if base else path)
+        return dirs
 
 
 def write_receipt(path: Path, receipt: Receipt) -> None:

@@ -23,6 +23,25 @@ from ._layout import ScopeLayout
 from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
 
 _INTERRUPTED = ("in-progress", "rolling-back")
+# Test seam for the kill tests: SIGKILL this process at the Nth crash point of a run (after each
+# receipt write and after each action's effect, before it is recorded). Unset in real use.
+_KILL_AT_ENV = "MAM_INSTALL_TEST_KILL_AT"
+
+
+class _CrashPoints:
+    def __init__(self) -> None:
+        value = os.environ.get(_KILL_AT_ENV, "")
+        self.kill_at = int(value) if value.isdigit() else 0
+        self.count = 0
+
+    def reached(self) -> None:
+        if not self.kill_at:
+            return
+        self.count += 1
+        if self.count == self.kill_at:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _now() -> str:
@@ -141,7 +160,9 @@ def run_plan(
     )
     receipt = Receipt(plan=plan, run=run)
     ctx = replace(ctx, backup_dir=backup)
+    crash = _CrashPoints()
     write_receipt(layout.receipt, receipt)
+    crash.reached()
     current: Action | None = None
     try:
         for current in plan.actions:
@@ -149,9 +170,12 @@ def run_plan(
                 continue
             current.state = "progress"
             write_receipt(layout.receipt, receipt)
+            crash.reached()
             current.execute(ctx)
+            crash.reached()
             current.state = "completed"
             write_receipt(layout.receipt, receipt)
+            crash.reached()
     except BaseException as exc:
         what = current.describe_execute() if current is not None else "starting"
         ctx.feedback.warn(f"{what} failed: {exc}; undoing this run's changes")

@@ -107,7 +107,7 @@ def command_runner(func: Callable[..., tuple[dict[str, Any], int]]) -> Callable[
         _emit(settings, document, code)
         sys.exit(code)
 
-    return output_options(wrapper)  # type: ignore[arg-type]
+    return output_options(wrapper)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -257,6 +257,23 @@ def status(
 
     document, healthy = run_status(workspace, feedback, lock_timeout=lock_timeout)
     return document, 0 if healthy else int(ExitCode.CONFLICT)
+
+
+@main.command()
+@workspace_option
+@command_runner
+def doctor(
+    feedback: Any, settings: Settings, workspace: Path | None
+) -> tuple[dict[str, Any], int]:
+    """Show what this machine has and lacks for mam, with the command that fixes each gap."""
+    from ._detect import detect
+    from ._doctor import doctor_report
+    from ._layout import find_workspace
+
+    report = doctor_report(detect(find_workspace(Path.cwd(), workspace)))
+    if not settings.json_mode:
+        click.echo(report.render_text(), err=True)
+    return report.to_json(), 0 if report.ok else int(ExitCode.PLATFORM)
 
 
 @main.group()

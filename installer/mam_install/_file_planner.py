@@ -1,4 +1,7 @@
-"""The workspace planner: DESIGN §5's per-file decision table, turned into ordered actions.
+"""The file planner: DESIGN §5's per-file decision table, turned into ordered actions.
+
+It serves both scopes: the workspace (paths relative to the workspace) and the host (each group
+of files relative to its own existing base directory, e.g. the tools dir or the units dir).
 
 For each payload file, with R = the hash our receipt says we wrote, D = what is on disk and
 N = the new file: absent -> write; D == N -> nothing; D == R -> replace; D != R -> keep the
@@ -22,9 +25,20 @@ from ._file_actions import (
     RemoveFile,
     ReplaceFile,
     WriteFile,
+    owned_key,
 )
-from ._manifest import NEW_SUFFIX, Manifest, ManifestFile
+from ._manifest import NEW_SUFFIX, Manifest
 from ._plan import Receipt
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file to lay down: where (relative to the root), what, and which staged file has it."""
+
+    path: str
+    sha256: str
+    mode: int
+    source: str
 
 
 @dataclass(frozen=True)
@@ -54,24 +68,23 @@ def _parents(path: str) -> list[str]:
 @dataclass
 class _Planner:
     root: Path
-    manifest: Manifest
+    base: str | None
     previous: Previous
     legacy: Mapping[str, frozenset[str]]
+    same_version: bool
     actions: list[Action] = field(default_factory=list)
 
-    @property
-    def same_version(self) -> bool:
-        return self.previous.version == self.manifest.version
+    def _ours(self, path: str) -> str | None:
+        return self.previous.files.get(owned_key(path, self.base))
 
-    def plan(self) -> list[Action]:
-        entries = self.manifest.in_scope("workspace")
+    def plan(self, entries: tuple[PlannedFile, ...]) -> list[Action]:
         blocked = self._plan_directories(entries)
         for entry in entries:
             self._plan_file(entry, blocked)
         self._plan_dropped({e.path for e in entries})
         return self.actions
 
-    def _plan_directories(self, entries: tuple[ManifestFile, ...]) -> dict[str, str]:
+    def _plan_directories(self, entries: tuple[PlannedFile, ...]) -> dict[str, str]:
         """Create missing parent dirs in order; return dir -> reason for dirs we cannot use."""
         blocked: dict[str, str] = {}
         wanted = sorted({d for e in entries for d in _parents(e.path)}, key=lambda d: d.count("/"))
@@ -80,31 +93,31 @@ class _Planner:
                 continue
             state = fsops.inspect(self.root, directory)
             if state.kind == "absent":
-                self.actions.append(CreateDirectory(path=directory))
+                self.actions.append(CreateDirectory(path=directory, base=self.base))
             elif state.kind in ("symlink", "symlinked-parent"):
                 blocked[directory] = "symlinked-parent"
             elif state.kind in ("file", "blocked-parent"):
                 blocked[directory] = "not-a-file"
-            elif directory in self.previous.dirs:
-                action = CreateDirectory(path=directory)
+            elif owned_key(directory, self.base) in self.previous.dirs:
+                action = CreateDirectory(path=directory, base=self.base)
                 action.state, action.carried = "completed", True
                 self.actions.append(action)
         return blocked
 
     def _keep(self, path: str, reason: str, **extra: object) -> KeepFile:
-        action = KeepFile(path=path, reason=reason, **extra)  # type: ignore[arg-type]
+        action = KeepFile(path=path, reason=reason, base=self.base, **extra)  # type: ignore[arg-type]
         action.state = "completed" if action.owned_sha256 else "skipped"
         action.carried = True
         self.actions.append(action)
         return action
 
-    def _plan_file(self, entry: ManifestFile, blocked: Mapping[str, str]) -> None:
+    def _plan_file(self, entry: PlannedFile, blocked: Mapping[str, str]) -> None:
         path, new = entry.path, entry.sha256
         for directory in _parents(path):
             if directory in blocked:
                 self._keep(path, blocked[directory], pre_existed=True)
                 return
-        ours = self.previous.files.get(path)
+        ours = self._ours(path)
         disk = fsops.inspect(self.root, path)
         if disk.kind in ("symlink", "symlinked-parent"):
             self._keep(path, disk.kind)
@@ -133,19 +146,20 @@ class _Planner:
         else:
             self._beside(entry, "user-edited", disk.sha256)
 
-    def _write(self, entry: ManifestFile, path: str, reason: str) -> None:
+    def _write(self, entry: PlannedFile, path: str, reason: str) -> None:
         self.actions.append(
             WriteFile(
                 path=path,
                 sha256=entry.sha256,
                 mode=entry.mode,
-                source=entry.member,
+                source=entry.source,
                 for_path=entry.path,
                 reason=reason,
+                base=self.base,
             )
         )
 
-    def _replace(self, entry: ManifestFile, path: str, old: str, *, adopted: bool) -> None:
+    def _replace(self, entry: PlannedFile, path: str, old: str, *, adopted: bool) -> None:
         reason = "installed by an earlier mam release, adopted" if adopted else "unchanged by you"
         self.actions.append(
             ReplaceFile(
@@ -153,18 +167,19 @@ class _Planner:
                 old_sha256=old,
                 sha256=entry.sha256,
                 mode=entry.mode,
-                source=entry.member,
+                source=entry.source,
                 for_path=entry.path,
                 adopted=adopted,
                 reason=reason,
+                base=self.base,
             )
         )
 
-    def _beside(self, entry: ManifestFile, reason: str, disk_sha256: str | None) -> None:
+    def _beside(self, entry: PlannedFile, reason: str, disk_sha256: str | None) -> None:
         """Keep the user's file and put ours next to it as ``<file>.mam-new``."""
         new_path = entry.path + NEW_SUFFIX
         self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path)
-        ours = self.previous.files.get(new_path)
+        ours = self._ours(new_path)
         disk = fsops.inspect(self.root, new_path)
         if disk.kind == "absent":
             self._write(entry, new_path, f"beside your {entry.path}")
@@ -179,7 +194,11 @@ class _Planner:
         """Files we own that the new payload no longer has, and stale ``.mam-new`` files."""
         planned_new = {a.path for a in self.actions if isinstance(a, (WriteFile, ReplaceFile))}
         planned_new |= {a.path for a in self.actions if isinstance(a, KeepFile) and a.owned_sha256}
-        for path, sha256 in sorted(self.previous.files.items()):
+        prefix = owned_key("", self.base)
+        for key, sha256 in sorted(self.previous.files.items()):
+            if not key.startswith(prefix) or (self.base is None and key.startswith("/")):
+                continue  # another base's file
+            path = key[len(prefix) :]
             if path in current or path in planned_new:
                 continue
             disk = fsops.inspect(self.root, path)
@@ -189,12 +208,31 @@ class _Planner:
                     if path.endswith(NEW_SUFFIX)
                     else "no longer part of the payload"
                 )
-                self.actions.append(RemoveFile(path=path, sha256=sha256, reason=reason))
+                self.actions.append(
+                    RemoveFile(path=path, sha256=sha256, reason=reason, base=self.base)
+                )
             elif disk.kind != "absent":
                 self._keep(path, "modified", disk_sha256=disk.sha256)
-        needed = {d for p in current for d in _parents(p)}
-        for directory in sorted(self.previous.dirs - needed, key=lambda d: -d.count("/")):
-            self.actions.append(RemoveDirectory(path=directory))
+        needed = {owned_key(d, self.base) for p in current for d in _parents(p)}
+        mine = {d for d in self.previous.dirs if d.startswith(prefix) and d not in needed}
+        if self.base is None:
+            mine = {d for d in mine if not d.startswith("/")}
+        for key in sorted(mine, key=lambda d: -d.count("/")):
+            self.actions.append(RemoveDirectory(path=key[len(prefix) :], base=self.base))
+
+
+def plan_files(
+    root: Path,
+    files: tuple[PlannedFile, ...],
+    previous: Previous,
+    *,
+    base: str | None = None,
+    legacy: Mapping[str, frozenset[str]] | None = None,
+    same_version: bool = False,
+) -> list[Action]:
+    """Inspect ``files`` below ``root`` (``base``, when given) and return the ordered actions."""
+    root = Path(base) if base else root
+    return _Planner(root, base, previous, legacy or {}, same_version).plan(files)
 
 
 def plan_workspace(
@@ -204,20 +242,31 @@ def plan_workspace(
     legacy: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Action]:
     """Inspect the workspace and return the ordered actions; touches nothing."""
-    return _Planner(root, manifest, previous, legacy or {}).plan()
+    files = tuple(
+        PlannedFile(path=e.path, sha256=e.sha256, mode=e.mode, source=e.member)
+        for e in manifest.in_scope("workspace")
+    )
+    same = previous.version == manifest.version
+    return plan_files(root, files, previous, legacy=legacy, same_version=same)
 
 
 def plan_uninstall(root: Path, receipt: Receipt) -> list[Action]:
     """Remove what the receipt says we wrote and that is still pristine, then our empty dirs."""
     actions: list[Action] = []
-    for path, sha256 in sorted(receipt.owned_files().items(), reverse=True):
-        disk = fsops.inspect(root, path)
+    owned = [a for a in receipt.plan.actions if a.state == "completed" and a.owned() is not None]
+    created = [
+        a for a in receipt.plan.actions if isinstance(a, CreateDirectory) and a.state == "completed"
+    ]
+    for action in reversed(owned):
+        path, base = getattr(action, "path"), getattr(action, "base", None)  # noqa: B009
+        sha256 = action.owned()[1]  # type: ignore[index]
+        disk = fsops.inspect(Path(base) if base else root, path)
         if disk.kind == "file" and disk.sha256 == sha256:
-            actions.append(RemoveFile(path=path, sha256=sha256, reason="uninstall"))
+            actions.append(RemoveFile(path=path, sha256=sha256, reason="uninstall", base=base))
         elif disk.kind != "absent":
-            keep = KeepFile(path=path, reason="modified", disk_sha256=disk.sha256)
+            keep = KeepFile(path=path, reason="modified", disk_sha256=disk.sha256, base=base)
             keep.state = "skipped"
             actions.append(keep)
-    for directory in sorted(receipt.owned_dirs(), key=lambda d: -d.count("/")):
-        actions.append(RemoveDirectory(path=directory))
+    for directory in sorted(created, key=lambda a: -a.path.count("/")):
+        actions.append(RemoveDirectory(path=directory.path, base=directory.base))
     return actions

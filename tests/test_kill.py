@@ -1,0 +1,98 @@
+"""SIGKILL a run at every crash point: each file is wholly old or wholly new, and the next run
+finishes (install/upgrade) or undoes (status, rollback) it, with the user's edits intact."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import V1_FILES, V2_FILES, expected_tree, tree
+from subproc import run
+
+V1 = expected_tree(V1_FILES)
+V2 = expected_tree(V2_FILES)
+USER_EDIT = b"the user's own AGENT.md\n"
+
+
+def v1_workspace(ws: Path, release: Path) -> dict[str, bytes | str]:
+    ws.mkdir()
+    assert run("install", "-y", "--workspace", ws, "--from", release).returncode == 0
+    (ws / "AGENT.md").write_bytes(USER_EDIT)
+    return tree(ws)
+
+
+def upgraded(before: dict[str, bytes | str]) -> dict[str, bytes | str]:
+    after = dict(V2)
+    after["AGENT.md"] = USER_EDIT
+    after["AGENT.md.mam-new"] = V2["AGENT.md"]
+    return after
+
+
+def killed_upgrade(ws: Path, release: Path, point: int) -> bool:
+    """Run an upgrade that SIGKILLs itself at crash point ``point``; False if it finished."""
+    done = run(
+        "upgrade", "-y", "--workspace", ws, "--from", release,
+        env={"MAM_INSTALL_TEST_KILL_AT": str(point)},
+    )
+    if done.returncode == 0:
+        return False
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return True
+
+
+def assert_each_file_wholly_old_or_new(ws: Path, before: dict[str, bytes | str]) -> None:
+    after = upgraded(before)
+    for path, content in tree(ws).items():
+        assert content in (before.get(path), after.get(path)), f"{path} is neither old nor new"
+    json.loads((ws / ".mam/install-receipt.json").read_text())  # the receipt parses
+
+
+def test_killed_upgrade_is_finished_by_the_next_upgrade_at_every_point(tmp_path, releases):
+    point = 1
+    while True:
+        ws = tmp_path / f"ws{point}"
+        before = v1_workspace(ws, releases["1.0.0"])
+        if not killed_upgrade(ws, releases["2.0.0"], point):
+            assert tree(ws) == upgraded(before)
+            break
+        assert_each_file_wholly_old_or_new(ws, before)
+        again = run("upgrade", "-y", "--workspace", ws, "--from", releases["2.0.0"])
+        assert again.returncode == 0, again.stderr
+        assert tree(ws) == upgraded(before), f"after a kill at point {point}"
+        point += 1
+    assert point > 10  # the plan really had many crash points
+
+
+@pytest.mark.parametrize("point", [1, 4, 9, 14, 19])
+def test_killed_upgrade_is_undone_by_status(tmp_path, releases, point):
+    ws = tmp_path / "ws"
+    before = v1_workspace(ws, releases["1.0.0"])
+    assert killed_upgrade(ws, releases["2.0.0"], point)
+    status = run("--json", "status", "--workspace", ws)
+    assert "interrupted" in status.stderr
+    assert tree(ws) == before
+    assert json.loads(status.stdout)["payload_version"] == "1.0.0"
+
+
+@pytest.mark.parametrize("point", [2, 6, 11])
+def test_killed_first_install_leaves_each_file_whole_and_reinstall_completes(
+    tmp_path, releases, point
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "AGENT.md").write_bytes(USER_EDIT)
+    done = run(
+        "install", "-y", "--workspace", ws, "--from", releases["1.0.0"],
+        env={"MAM_INSTALL_TEST_KILL_AT": str(point)},
+    )
+    assert done.returncode == -signal.SIGKILL
+    for path, content in tree(ws).items():
+        assert content in (V1.get(path), USER_EDIT), path
+    assert run("install", "-y", "--workspace", ws, "--from", releases["1.0.0"]).returncode == 0
+    expected = dict(V1)
+    expected["AGENT.md"] = USER_EDIT
+    expected["AGENT.md.mam-new"] = V1["AGENT.md"]
+    assert tree(ws) == expected

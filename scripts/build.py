@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -123,17 +124,20 @@ def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
 
 
 def replace_main(pyz: Path) -> None:
-    """Swap shiv's __main__.py for ours (version check, writable SHIV_ROOT), keeping all else."""
+    """Swap shiv's __main__.py for ours (version check, writable SHIV_ROOT, warm-start fast
+    path), keeping every other entry as shiv wrote it."""
     data = pyz.read_bytes()
     prefix_end = data.index(b"\n") + 1  # the shebang line
     with zipfile.ZipFile(io.BytesIO(data)) as old:
         entries = [(info, old.read(info)) for info in old.infolist()]
+        build_id = json.loads(old.read("environment.json"))["build_id"]
+    main_py = (HERE / "pyz_main.py").read_bytes().replace(b"@SHIV_BUILD_ID@", build_id.encode())
     out = io.BytesIO()
     out.write(data[:prefix_end])
     with zipfile.ZipFile(out, "w") as new:
         for info, content in entries:
             if info.filename == "__main__.py":
-                content = (HERE / "pyz_main.py").read_bytes()
+                content = main_py
             new.writestr(info, content)
     pyz.write_bytes(out.getvalue())
     pyz.chmod(0o755)

@@ -49,6 +49,31 @@ if not os.environ.get("SHIV_ROOT"):
     if not os.path.isabs(home_root) or not _usable(home_root):
         os.environ["SHIV_ROOT"] = _private_root()
 
+# Filled in by scripts/build.py: shiv's build id, which names the extraction directory.
+_BUILD_ID = "@SHIV_BUILD_ID@"
+
+
+def _extracted_site_packages():
+    """The site-packages shiv extracted on an earlier run (where shiv's bootstrap would put it)."""
+    root = os.path.expanduser(os.environ.get("SHIV_ROOT") or os.path.join("~", ".shiv"))
+    name = os.path.basename(os.path.realpath(sys.argv[0]))
+    path = os.path.join(root, "%s_%s" % (name, _BUILD_ID), "site-packages")
+    return path if os.path.isdir(path) and not os.environ.get("SHIV_FORCE_EXTRACT") else None
+
+
+_SITE = _extracted_site_packages()
+if _SITE is not None:
+    # Warm start: skip shiv's bootstrap (it imports zipfile, hashlib, subprocess, compileall...)
+    # and put the extracted packages where it would: before the first site-packages on sys.path.
+    _AT = next(
+        (i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
+        len(sys.path),
+    )
+    sys.path.insert(_AT, _SITE)
+    from mam_install.cli import main
+
+    sys.exit(main())
+
 try:
     import _bootstrap
 except ImportError as exc:  # pragma: no cover - only when the file is not a shiv zipapp

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import IntegrityError
 from ._manifest import MAX_FILES, Manifest, ManifestFile, check_relative_path
+
+if TYPE_CHECKING:
+    import tarfile
 
 _COPY_CHUNK = 1 << 20
 # Members the manifest does not list are skipped, but still counted: a bomb of unlisted members
@@ -44,6 +47,8 @@ def extract_verified(archive: Path, manifest: Manifest, dest: Path) -> dict[str,
     Returns member name -> extracted path. Every listed file must be present exactly once, no
     larger than the manifest says, and hash to the manifest's SHA-256.
     """
+    import tarfile  # here, not at the top: a no-op re-install never opens an archive
+
     origin = archive.name
     wanted = manifest.by_member()
     found: dict[str, Path] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,15 +13,15 @@ from ._action import Action, Context
 from ._errors import ConflictError, IntegrityError, UsageError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile, ReplaceFile, WriteFile
+from ._file_planner import Previous, plan_workspace
 from ._layout import ScopeLayout, find_workspace, workspace_layout
-from ._lock import WorkspaceLock
-from ._manifest import NEW_SUFFIX
+from ._lock import lock_for
+from ._manifest import NEW_SUFFIX, Manifest, parse_manifest
 from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import SubprocessRunner
 from ._sources import SourceSpec, Staged, stage_source
 from ._staging import Staging
 from ._transaction import recover, remove_state_dir, run_plan
-from ._file_planner import Previous, plan_workspace
 
 Mode = Literal["install", "upgrade", "plan"]
 
@@ -70,9 +70,12 @@ def _sources_of(staged: Staged) -> dict[str, Path]:
 
 
 def build_plan(
-    layout: ScopeLayout, staged: Staged, previous: Receipt | None, opts: InstallOptions
+    layout: ScopeLayout,
+    manifest: Manifest,
+    source: dict[str, Any],
+    previous: Receipt | None,
+    opts: InstallOptions,
 ) -> InstallPlan:
-    manifest = staged.payload.manifest
     actions = plan_workspace(
         layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes(previous)
     )
@@ -80,11 +83,15 @@ def build_plan(
         scope="workspace",
         installer_version=__version__,
         payload_version=manifest.version,
-        source={**opts.source.describe(), "origin": staged.origin, **staged.record},
+        source=source,
         settings={"workspace": str(layout.root), "allow_downgrade": opts.allow_downgrade},
         host={"python": sys.version.split()[0], "platform": sys.platform},
         actions=actions,
     )
+
+
+def _source_record(opts: InstallOptions, staged: Staged) -> dict[str, Any]:
+    return {**opts.source.describe(), "origin": staged.origin, **staged.record}
 
 
 def _ensure_workspace(root: Path, feedback: ConsoleFeedback, create: bool) -> None:
@@ -159,59 +166,79 @@ def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, An
     _ensure_workspace(root, feedback, create=not read_only)
     layout = workspace_layout(root)
     with Staging() as staging:
-        staged = stage_source(opts.source, staging)
-        manifest = staged.payload.manifest
-        feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
-        ctx = Context(
-            root=root, runner=SubprocessRunner(), feedback=feedback, sources=_sources_of(staged)
-        )
         if read_only:
+            staged = stage_source(opts.source, staging)
+            manifest = staged.payload.manifest
             previous = read_receipt(layout.receipt)
             if previous is not None and previous.run.status != "complete":
                 feedback.warn(f"{layout.receipt}: an interrupted run will be undone first")
             _check_version(previous, manifest.version, opts.allow_downgrade)
-            plan = build_plan(layout, staged, previous, opts)
+            plan = build_plan(layout, manifest, _source_record(opts, staged), previous, opts)
             return _result(opts, layout, plan, applied=False)
         created_state_dir = not layout.state_dir.exists()
         _ensure_state_dir(layout)
         try:
-            with WorkspaceLock(layout.lock, timeout=opts.lock_timeout):
-                plan, applied = _apply(opts, layout, staged, ctx, feedback)
+            with lock_for(layout.lock, timeout=opts.lock_timeout):
+                plan, applied = _apply(opts, layout, staging, feedback)
         except BaseException:
             if created_state_dir and not layout.receipt.exists():
                 remove_state_dir(layout)  # a failed first install leaves no trace
             raise
-        if not applied:
-            return _result(opts, layout, plan, applied=False)
+    if not applied:
+        return _result(opts, layout, plan, applied=False)
     _report(plan, layout, feedback)
     groups = summarize(plan.actions)
     feedback.info(
-        f"installed mam {manifest.version} into {root}: {len(groups['write'])} written, "
+        f"installed mam {plan.payload_version} into {root}: {len(groups['write'])} written, "
         f"{len(groups['replace']) + len(groups['adopt'])} updated, {len(groups['beside'])} "
         f"beside yours as {NEW_SUFFIX}, {len(groups['keep'])} left alone"
     )
     return _result(opts, layout, plan, applied=True)
 
 
+def _noop_plan(
+    opts: InstallOptions, layout: ScopeLayout, previous: Receipt | None
+) -> InstallPlan | None:
+    """The plan, made without staging, when it is sure to change nothing (a re-install).
+
+    Only for the payload inside the running pyz, whose manifest is as trusted as the installer
+    itself; any other source is staged and verified first, whatever the outcome.
+    """
+    if opts.source.location is not None or previous is None:
+        return None
+    if previous.run.status != "complete":
+        return None
+    from ._embedded import embedded_manifest_path
+
+    path = embedded_manifest_path()
+    manifest = parse_manifest(path.read_bytes(), str(path))
+    if manifest.version != previous.plan.payload_version:
+        return None
+    plan = build_plan(layout, manifest, previous.plan.source, previous, opts)
+    return plan if plan.is_noop else None
+
+
 def _apply(
-    opts: InstallOptions,
-    layout: ScopeLayout,
-    staged: Staged,
-    ctx: Context,
-    feedback: ConsoleFeedback,
+    opts: InstallOptions, layout: ScopeLayout, staging: Staging, feedback: ConsoleFeedback
 ) -> tuple[InstallPlan, bool]:
     """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran)."""
-    manifest = staged.payload.manifest
+    ctx = Context(root=layout.root, runner=SubprocessRunner(), feedback=feedback)
     recover(layout, ctx)
     previous = read_receipt(layout.receipt)
-    if opts.mode == "upgrade" and previous is None:
-        feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
-    _check_version(previous, manifest.version, opts.allow_downgrade)
-    plan = build_plan(layout, staged, previous, opts)
-    _confirm(plan, opts, feedback)
+    plan = _noop_plan(opts, layout, previous)
+    if plan is None:
+        staged = stage_source(opts.source, staging)
+        manifest = staged.payload.manifest
+        feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
+        if opts.mode == "upgrade" and previous is None:
+            feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
+        _check_version(previous, manifest.version, opts.allow_downgrade)
+        plan = build_plan(layout, manifest, _source_record(opts, staged), previous, opts)
+        _confirm(plan, opts, feedback)
+        ctx = replace(ctx, sources=_sources_of(staged))
     if plan.is_noop and previous is not None and previous.run.status == "complete":
         feedback.info(
-            f"mam {manifest.version} is already installed in {layout.root}; nothing to do"
+            f"mam {plan.payload_version} is already installed in {layout.root}; nothing to do"
         )
         return plan, False
     run_plan(plan, layout, ctx, previous)

@@ -8,12 +8,12 @@ from typing import Any
 from ._action import Context
 from ._errors import ReceiptError
 from ._feedback import ConsoleFeedback
+from ._file_planner import plan_uninstall
 from ._layout import find_workspace, workspace_layout
-from ._lock import WorkspaceLock
+from ._lock import lock_for
 from ._plan import InstallPlan, read_receipt
 from ._runner import SubprocessRunner
 from ._transaction import recover, remove_state_dir, rollback_last, run_plan
-from ._file_planner import plan_uninstall
 
 
 def run_uninstall(
@@ -31,7 +31,7 @@ def run_uninstall(
     if dry_run:
         steps = [a.describe_execute() for a in plan_uninstall(root, receipt) if a.needs_execute]
         return {"command": "uninstall", "workspace": str(root), "applied": False, "steps": steps}
-    with WorkspaceLock(layout.lock, timeout=lock_timeout):
+    with lock_for(layout.lock, timeout=lock_timeout):
         recover(layout, ctx)
         receipt = read_receipt(layout.receipt)
         if receipt is None:
@@ -66,7 +66,7 @@ def run_rollback(
     root = find_workspace(Path.cwd(), workspace)
     layout = workspace_layout(root)
     ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
-    with WorkspaceLock(layout.lock, timeout=lock_timeout):
+    with lock_for(layout.lock, timeout=lock_timeout):
         if recover(layout, ctx):
             feedback.info(f"undid the interrupted run in {root}; that was the rollback")
             restored = read_receipt(layout.receipt)

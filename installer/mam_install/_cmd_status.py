@@ -11,7 +11,7 @@ from ._errors import ReceiptError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile
 from ._layout import find_workspace, workspace_layout
-from ._lock import WorkspaceLock
+from ._lock import lock_for
 from ._plan import read_receipt
 from ._runner import SubprocessRunner
 from ._transaction import recover
@@ -50,7 +50,7 @@ def run_status(
         raise ReceiptError(f"no receipt at {layout.receipt}: mam is not installed in {root}")
     if receipt.run.status != "complete":
         ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
-        with WorkspaceLock(layout.lock, timeout=lock_timeout):
+        with lock_for(layout.lock, timeout=lock_timeout):
             recover(layout, ctx)
         receipt = read_receipt(layout.receipt)
         if receipt is None:

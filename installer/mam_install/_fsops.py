@@ -344,8 +344,9 @@ def remove_dir_if_empty(root: Path, rel: str) -> bool:
         return not os.path.lexists(root / rel)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file we own entirely (a receipt, a backup) by temp file, fsync and rename."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Write a file we own entirely (a receipt) by temp file and rename; with ``durable``, fsync
+    the file before and the directory after the rename, so it survives a power cut."""
     tmp = path.with_name(temp_name(path.name))
     try:
         os.unlink(tmp)
@@ -356,10 +357,13 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not durable:
+        return
     dfd = os.open(path.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
         _fsync_dir(dfd)

@@ -128,3 +128,12 @@ class WorkspaceLock:
         else:
             os.close(self._fd)
         self._fd = None
+
+
+def lock_for(layout_lock: Path, *, timeout: float) -> WorkspaceLock:
+    """The lock for a scope, with the strategy its filesystem needs (flock is not reliable on
+    NFS and friends; an unknown filesystem gets the O_EXCL lock file, which works everywhere)."""
+    from ._netfs import probe_filesystem
+
+    info = probe_filesystem(layout_lock.parent, timeout=2.0)
+    return WorkspaceLock(layout_lock, timeout=timeout, network_fs=info.network is not False)

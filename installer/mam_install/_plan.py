@@ -110,9 +110,10 @@ class Receipt:
         return dirs
 
 
-def write_receipt(path: Path, receipt: Receipt) -> None:
+def write_receipt(path: Path, receipt: Receipt, *, durable: bool = True) -> None:
+    """Rewrite the receipt atomically (``durable=False`` skips the fsyncs; see _transaction)."""
     data = json.dumps(receipt.to_json(), indent=1, sort_keys=True).encode() + b"\n"
-    write_atomic(path, data, 0o644)
+    write_atomic(path, data, 0o644, durable=durable)
 
 
 def _migrate(doc: dict[str, Any], origin: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ then is it unpacked and every file checked (``_staging.stage_archive``).
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,8 @@ def _from_archive_pinned(archive: Path, sha256: str, staging: Staging) -> Staged
 
 
 def _inner_manifest(archive: Path, origin: str) -> Manifest:
+    import tarfile
+
     try:
         with tarfile.open(archive, "r:gz") as tar:
             member = tar.getmember(INNER_MANIFEST)

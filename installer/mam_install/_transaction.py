@@ -7,6 +7,12 @@ Ctrl-C) the completed actions are reverted in reverse order and the old receipt 
 the process is killed instead, the next run finds ``in-progress`` and does the same (``recover``):
 every ``execute`` and ``revert`` is idempotent, so reverting an action that never ran is harmless.
 The backup of the last successful run is kept for ``mam-install rollback``; older ones go.
+
+Durability: the first receipt of a run (the whole plan, ``in-progress``) is fsynced before any
+file is touched, and so is the last. The per-action rewrites in between are atomic but not
+fsynced: after a power cut one of them may be lost, which only makes recovery revert an action
+that had in fact completed, and reverting is idempotent. Placed files themselves are always
+fsynced before their rename.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ def _revert_all(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> None:
             failures.append(f"{action.describe_revert()}: {exc}")
             continue
         action.state = "uncompleted"
-        write_receipt(layout.receipt, receipt)
+        write_receipt(layout.receipt, receipt, durable=False)
     if failures:
         raise RevertIncomplete(
             f"could not undo {len(failures)} change(s), first: {failures[0]}; "
@@ -169,12 +175,12 @@ def run_plan(
             if not current.needs_execute:
                 continue
             current.state = "progress"
-            write_receipt(layout.receipt, receipt)
+            write_receipt(layout.receipt, receipt, durable=False)
             crash.reached()
             current.execute(ctx)
             crash.reached()
             current.state = "completed"
-            write_receipt(layout.receipt, receipt)
+            write_receipt(layout.receipt, receipt, durable=False)
             crash.reached()
     except BaseException as exc:
         what = current.describe_execute() if current is not None else "starting"

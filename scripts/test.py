@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Run the whole test suite on a fresh clone: install what it needs, build, lint, test.
+
+- system tools (tmux, shellcheck, mosquitto, zsh, ksh) with apt-get when root and missing;
+- Python packages into .venv from checksums/test-requirements.txt (hash-checked by pip);
+- the release (scripts/build.py), ruff, mypy --strict, the manifest freshness check, then pytest.
+Extra arguments go to pytest (e.g. `python3 scripts/test.py -k upgrade`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+LOCK = ROOT / "checksums" / "test-requirements.txt"
+# command -> Debian package
+SYSTEM_TOOLS = {
+    "tmux": "tmux",
+    "shellcheck": "shellcheck",
+    "mosquitto": "mosquitto",
+    "mosquitto_passwd": "mosquitto",
+    "zsh": "zsh",
+    "ksh": "ksh",
+    "dash": "dash",
+    "openssl": "openssl",
+    "git": "git",
+    "systemd-analyze": "systemd",
+}
+
+
+def say(message: str) -> None:
+    print(f"test: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv: list[str], **kwargs: object) -> int:
+    say("$ " + " ".join(argv))
+    return subprocess.run(argv, cwd=ROOT, **kwargs).returncode  # type: ignore[call-overload]
+
+
+def install_system_tools() -> None:
+    missing = sorted({pkg for cmd, pkg in SYSTEM_TOOLS.items() if shutil.which(cmd) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        say(f"missing {', '.join(missing)}; the tests that need them will skip with a reason")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env)
+    if run(["apt-get", "install", "-y", "-qq", *missing], env=env):
+        say(f"apt-get could not install {', '.join(missing)}")
+
+
+def ensure_venv() -> Path:
+    python = VENV / "bin" / "python"
+    marker = VENV / ".requirements-sha256"
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    if python.exists() and marker.is_file() and marker.read_text() == digest:
+        return python
+    shutil.rmtree(VENV, ignore_errors=True)
+    say(f"creating {VENV} from {LOCK.name}")
+    venv.EnvBuilder(with_pip=True).create(VENV)
+    code = run([str(python), "-m", "pip", "install", "-q", "--require-hashes",
+                "--only-binary=:all:", "-r", str(LOCK)])
+    if code:
+        sys.exit(code)
+    marker.write_text(digest)
+    return python
+
+
+def main() -> int:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the pyz tests time warm starts
+    install_system_tools()
+    python = ensure_venv()
+    bin_dir = python.parent
+    steps = [
+        [sys.executable, "scripts/build.py"],
+        [str(bin_dir / "ruff"), "check", "."],
+        [str(bin_dir / "mypy"), "--strict", "installer/mam_install"],
+    ]
+    for step in steps:
+        if run(step):
+            say(f"failed: {' '.join(step)}")
+            return 1
+    return run([str(python), "-m", "pytest", "-q", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -95,10 +95,11 @@ def expected_tree(files: Mapping[str, tuple[bytes, int]]) -> dict[str, bytes | s
 
 
 @pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep every test away from the real ~/.local, ~/.cache and ~/.config."""
-    home = tmp_path / "_home"
-    home.mkdir()
+    home = tmp_path_factory.mktemp("xdg")
     for var, sub in (
         ("XDG_DATA_HOME", ".local/share"),
         ("XDG_STATE_HOME", ".local/state"),

@@ -1,0 +1,99 @@
+"""Receipts are a file format: round trips, atomic rewrites, old fixtures, newer ones refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clirun import cli
+from conftest import ROOT, V1_FILES, V2_FILES, expected_tree, tree
+from mam_install._errors import ReceiptError
+from mam_install._file_actions import KeepFile, WriteFile
+from mam_install._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+
+FIXTURES = ROOT / "tests/data/receipts"
+
+
+def sample() -> Receipt:
+    write = WriteFile(path="AGENT.md", sha256="a" * 64, mode=0o644, source="workspace/AGENT.md",
+                      for_path="AGENT.md")
+    write.state = "completed"
+    keep = KeepFile(path=".env.example", reason="identical", disk_sha256="b" * 64)
+    keep.state = "skipped"
+    plan = InstallPlan("workspace", "0.1.0", "1.0.0", {"from": "embedded"}, {}, {}, [write, keep])
+    return Receipt(plan, RunInfo(id="r1", status="complete"))
+
+
+def test_receipt_round_trips_through_disk(tmp_path):
+    path = tmp_path / "install-receipt.json"
+    write_receipt(path, sample())
+    again = read_receipt(path)
+    assert again is not None
+    assert again.to_json() == sample().to_json()
+    assert again.owned_files() == {"AGENT.md": "a" * 64}
+    assert [p.name for p in tmp_path.iterdir()] == ["install-receipt.json"]  # no temp left
+
+
+def test_rewrite_replaces_the_whole_file_atomically(tmp_path):
+    path = tmp_path / "install-receipt.json"
+    write_receipt(path, sample())
+    inode = path.stat().st_ino
+    receipt = sample()
+    receipt.run.status = "in-progress"
+    write_receipt(path, receipt, durable=False)
+    assert path.stat().st_ino != inode  # a new file renamed into place, never rewritten in place
+    assert json.loads(path.read_text())["run"]["status"] == "in-progress"
+
+
+def test_newer_schema_is_refused_naming_the_installer_to_use(tmp_path):
+    doc = sample().to_json()
+    doc["schema_version"] = 99
+    doc["installer_version"] = "7.1.0"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ReceiptError, match="mam-install 7.1.0") as info:
+        read_receipt(path)
+    assert info.value.exit_code == 6
+
+
+def test_unknown_action_and_damaged_json_are_receipt_errors(tmp_path):
+    doc = sample().to_json()
+    doc["actions"].append({"tag": "teleport_file", "state": "completed"})
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ReceiptError, match="teleport_file"):
+        read_receipt(path)
+    path.write_text('{"kind": "mam-install-receipt", "schema_v')
+    with pytest.raises(ReceiptError, match="not valid JSON"):
+        read_receipt(path)
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.name)
+def test_receipts_of_every_released_version_still_parse(fixture):
+    receipt = read_receipt(fixture)
+    assert receipt is not None
+    assert receipt.run.status == "complete"
+    assert receipt.owned_files()
+
+
+def test_a_released_receipt_still_upgrades(tmp_path, releases):
+    ws = tmp_path / "ws"
+    for rel, (data, mode) in V1_FILES.items():
+        path = ws / rel.split("/", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+    (ws / "AGENT.md").write_bytes(b"the user's own AGENT.md\n")
+    (ws / "AGENT.md.mam-new").write_bytes(V1_FILES["workspace/AGENT.md"][0])
+    (ws / ".mam").mkdir()
+    shutil.copy(FIXTURES / "0.1.0-workspace.json", ws / ".mam/install-receipt.json")
+    result = cli("upgrade", "-y", "--no-host", "--workspace", ws, "--from", releases["2.0.0"])
+    assert result.exit_code == 0, result.stderr
+    expected = expected_tree(V2_FILES)
+    expected["AGENT.md"] = b"the user's own AGENT.md\n"
+    expected["AGENT.md.mam-new"] = expected_tree(V2_FILES)["AGENT.md"]
+    assert tree(ws) == expected
+    assert not Path(ws / ".agents/skills/old-tool.sh").exists()

@@ -10,8 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT
+from workspaces import ROOT
 
 pytestmark = pytest.mark.slow
 

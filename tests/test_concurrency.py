@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import V1_FILES, expected_tree, tree
 from subproc import command, environment
+from workspaces import V1_FILES, expected_tree, tree
 
 
 def test_four_installs_at_once_end_in_one_consistent_install(tmp_path, releases):

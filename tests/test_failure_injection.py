@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from clirun import cli
-from conftest import V2_FILES, make_release, tree
+from workspaces import V2_FILES, make_release, tree
 
 
 @contextmanager

@@ -8,9 +8,8 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from conftest import V1_FILES, V2_FILES, expected_tree, tree
 from subproc import run
+from workspaces import V1_FILES, V2_FILES, expected_tree, tree
 
 V1 = expected_tree(V1_FILES)
 V2 = expected_tree(V2_FILES)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, tree
+from workspaces import ROOT, tree
 
 pytestmark = pytest.mark.pyz
 

@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clirun import cli
-from conftest import ROOT, V1_FILES, V2_FILES, expected_tree, tree
 from mam_install._errors import ReceiptError
 from mam_install._file_actions import KeepFile, WriteFile
 from mam_install._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+from workspaces import ROOT, V1_FILES, V2_FILES, expected_tree, tree
 
 FIXTURES = ROOT / "tests/data/receipts"
 

@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clirun import cli
-from conftest import V1_FILES, V2_FILES, expected_tree, tree
+from workspaces import V1_FILES, V2_FILES, expected_tree, tree
 
 V1 = expected_tree(V1_FILES)
 V2 = expected_tree(V2_FILES)
@@ -140,7 +139,7 @@ def test_plan_json_shows_each_decision_before_anything_changes(ws, releases):
 
 
 def test_pending_mam_new_is_reported_by_status_and_replaced_by_next_upgrade(ws, tmp_path, releases):
-    from conftest import make_release
+    from workspaces import make_release
 
     run("install", ws, releases["1.0.0"])
     (ws / "AGENT.md").write_bytes(b"mine\n")

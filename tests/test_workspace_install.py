@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from clirun import cli
-from conftest import V1_FILES, expected_tree, sha, tree
+from workspaces import V1_FILES, expected_tree, sha, tree
 
 V1 = expected_tree(V1_FILES)
 
@@ -201,3 +201,29 @@ def test_tampered_release_exits_5_and_leaves_the_workspace_untouched(tmp_path, r
     assert run.exit_code == 5
     assert "SHA-256" in run.stderr or "sha256" in run.stderr.lower()
     assert tree(ws) == {"AGENT.md": b"mine\n"}
+
+
+def test_install_never_lists_the_workspace_so_unrelated_files_cost_nothing(
+    tmp_path, releases, monkeypatch
+):
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src/unrelated.py").write_bytes(b"x = 1\n")
+    listed: list[str] = []
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def watch(real):  # type: ignore[no-untyped-def]
+        def listing(path=".", *args, **kwargs):  # type: ignore[no-untyped-def]
+            text = os.fsdecode(path) if not isinstance(path, int) else ""
+            if text.startswith(str(ws)) and not text.startswith(str(ws / ".mam")):
+                listed.append(text)
+            return real(path, *args, **kwargs)
+
+        return listing
+
+    monkeypatch.setattr(os, "listdir", watch(real_listdir))
+    monkeypatch.setattr(os, "scandir", watch(real_scandir))
+    assert install(ws, releases["1.0.0"])[0] == 0
+    assert install(ws, releases["2.0.0"])[0] == 0
+    assert cli("status", "--workspace", ws).exit_code == 0
+    assert listed == []

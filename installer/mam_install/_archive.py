@@ -41,11 +41,14 @@ def check_member(member: tarfile.TarInfo, origin: str) -> None:
         raise IntegrityError(f"{origin}: member {name!r} has a negative size")
 
 
-def extract_verified(archive: Path, manifest: Manifest, dest: Path) -> dict[str, Path]:
+def extract_verified(
+    archive: Path, manifest: Manifest, dest: Path, unlisted: list[str] | None = None
+) -> dict[str, Path]:
     """Extract the manifest's files from ``archive`` into the empty directory ``dest``.
 
     Returns member name -> extracted path. Every listed file must be present exactly once, no
-    larger than the manifest says, and hash to the manifest's SHA-256.
+    larger than the manifest says, and hash to the manifest's SHA-256. Regular files the manifest
+    does not list are skipped (never written) and their names appended to ``unlisted``.
     """
     import tarfile  # here, not at the top: a no-op re-install never opens an archive
 
@@ -65,6 +68,9 @@ def extract_verified(archive: Path, manifest: Manifest, dest: Path) -> dict[str,
                 seen.add(name)
                 entry = wanted.get(name)
                 if entry is None or member.isdir():
+                    if entry is None and member.isreg() and name != "manifest.json":
+                        if unlisted is not None:
+                            unlisted.append(name)
                     continue  # not listed: ignored, never copied
                 if member.size != entry.size:
                     raise IntegrityError(

@@ -7,14 +7,15 @@ then is it unpacked and every file checked (``_staging.stage_archive``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._errors import IntegrityError, UsageError
 from ._hashing import is_sha256_hex, sha256_file
-from ._manifest import MAX_TOTAL_SIZE, ArchiveRef, Manifest, parse_manifest
-from ._staging import StagedPayload, Staging, copy_capped, stage_archive
+from ._manifest import MAX_TOTAL_SIZE, ArchiveRef, Manifest, ManifestFile, parse_manifest
+from ._staging import StagedPayload, Staging, copy_capped, stage_archive, unpack_staged
 
 INNER_MANIFEST = "manifest.json"
 
@@ -63,23 +64,26 @@ def _release_manifest_in(directory: Path) -> Path:
 
 def _from_archive_pinned(archive: Path, sha256: str, staging: Staging) -> Staged:
     """A bare archive pinned by ``--sha256``: verify it whole, then trust the manifest inside."""
-    copy = staging.path / "pinned-archive.tar.gz"
     with open(archive, "rb") as stream:
-        actual, size = copy_capped(stream, copy, MAX_TOTAL_SIZE, str(archive))
+        return _stage_pinned(stream, str(archive), sha256, staging)
+
+
+def _stage_pinned(stream: BinaryIO, origin: str, sha256: str, staging: Staging) -> Staged:
+    copy = staging.path / "pinned-archive.tar.gz"
+    actual, size = copy_capped(stream, copy, MAX_TOTAL_SIZE, origin)
     if actual != sha256:
-        raise IntegrityError(f"{archive}: SHA-256 {actual} is not the pinned {sha256}; refusing")
-    manifest = _inner_manifest(copy, str(archive))
+        raise IntegrityError(f"{origin}: SHA-256 {actual} is not the pinned {sha256}; refusing")
+    inner = _inner_manifest(copy, origin)
     pinned = Manifest(
-        schema=manifest.schema,
-        name=manifest.name,
-        version=manifest.version,
-        files=manifest.files,
-        archive=ArchiveRef(name=archive.name, sha256=sha256, size=size),
-        source=manifest.source,
+        schema=inner.schema,
+        name=inner.name,
+        version=inner.version,
+        files=inner.files,
+        archive=ArchiveRef(name=copy.name, sha256=sha256, size=size),
+        source=inner.source,
     )
-    with open(copy, "rb") as stream:
-        payload = stage_archive(stream, pinned, staging, str(archive))
-    return Staged(payload, str(archive), {"archive_sha256": sha256})
+    payload = unpack_staged(copy, actual, size, pinned, staging, origin)
+    return Staged(payload, origin, {"archive_sha256": sha256})
 
 
 def _inner_manifest(archive: Path, origin: str) -> Manifest:
@@ -107,6 +111,73 @@ def _sibling_manifest(archive: Path) -> Path | None:
     return archive.with_name("manifest-" + name[len("mam-payload-") : -len(".tar.gz")] + ".json")
 
 
+def _from_url(base: str, spec: SourceSpec, staging: Staging) -> Staged:
+    from ._release_fetch import fetch_release_payload
+
+    download_dir = staging.path / "download"
+    download_dir.mkdir(mode=0o700)
+    manifest, archive = fetch_release_payload(base, download_dir, spec.sha256)
+    with open(archive, "rb") as stream:
+        payload = stage_archive(stream, manifest, staging, str(archive.name))
+    assert manifest.archive is not None
+    return Staged(payload, base, {"archive_sha256": manifest.archive.sha256})
+
+
+def _from_stdin(spec: SourceSpec, staging: Staging) -> Staged:
+    """`--from -`: the archive on standard input, staged to a file and pinned by --sha256."""
+    import sys
+
+    if spec.sha256 is None:
+        raise UsageError("--from - needs --sha256 HEX: a piped archive must be pinned")
+    return _stage_pinned(sys.stdin.buffer, "stdin", spec.sha256, staging)
+
+
+def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
+    """`git+URL@COMMIT`: clone into staging, HEAD must be the pinned commit, then every payload
+    file is checked against the manifest committed there before it is copied into staging."""
+    from ._git_source import fetch_git, parse_git_source
+
+    assert spec.location is not None
+    checkout = fetch_git(
+        parse_git_source(spec.location), staging.path / "git", allow_unpinned=spec.allow_unpinned
+    )
+    payload_dir = checkout.path / "payload"
+    try:
+        version = (payload_dir / "VERSION").read_text().strip()
+        manifest_path = checkout.path / "manifests" / f"{version}.json"
+        manifest = parse_manifest(manifest_path.read_bytes(), f"{spec.location}:{manifest_path}")
+    except OSError as exc:
+        raise IntegrityError(
+            f"{spec.location}: no payload/VERSION and manifests/<version>.json at "
+            f"{checkout.commit} ({exc.strerror}); is this the mam-install repository?"
+        ) from exc
+    root = staging.path / "payload"
+    root.mkdir(mode=0o700)
+    for entry in manifest.files:
+        _copy_checked(payload_dir, checkout.path, entry, root, spec.location)
+    record = {"commit": checkout.commit, "ref": checkout.ref, "pinned": checkout.pinned}
+    return Staged(StagedPayload(manifest=manifest, root=root), spec.location, record)
+
+
+def _copy_checked(
+    payload_dir: Path, checkout: Path, entry: ManifestFile, root: Path, origin: str
+) -> None:
+    source = payload_dir / entry.member
+    real = source.resolve()
+    if checkout.resolve() not in real.parents or not real.is_file():
+        raise IntegrityError(f"{origin}: {entry.member} is missing or points outside the checkout")
+    target = root / entry.member
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(real, "rb") as stream:
+        digest, _size = copy_capped(stream, target, entry.size, f"{origin}:{entry.member}")
+    if digest != entry.sha256:
+        raise IntegrityError(
+            f"{origin}: {entry.member} has SHA-256 {digest}, its manifest says {entry.sha256}; "
+            "refusing"
+        )
+    os.chmod(target, entry.mode)
+
+
 def stage_source(spec: SourceSpec, staging: Staging) -> Staged:
     """Resolve ``spec``, stage it, and verify every byte; raises IntegrityError on any doubt."""
     if spec.sha256 is not None and not is_sha256_hex(spec.sha256):
@@ -116,6 +187,12 @@ def stage_source(spec: SourceSpec, staging: Staging) -> Staged:
         from ._embedded import embedded_manifest_path
 
         return _from_manifest_file(embedded_manifest_path(), staging, "embedded")
+    if location == "-":
+        return _from_stdin(spec, staging)
+    if location.startswith("git+"):
+        return _from_git(spec, staging)
+    if location.startswith(("https://", "http://")):
+        return _from_url(location, spec, staging)
     path = Path(location).expanduser()
     if path.is_dir():
         return _from_manifest_file(_release_manifest_in(path), staging, str(path))

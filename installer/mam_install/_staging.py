@@ -69,7 +69,11 @@ def copy_capped(source: BinaryIO, dest: Path, limit: int, origin: str) -> tuple[
 
 
 def stage_archive(
-    source: BinaryIO, manifest: Manifest, staging: Staging, origin: str
+    source: BinaryIO,
+    manifest: Manifest,
+    staging: Staging,
+    origin: str,
+    unlisted: list[str] | None = None,
 ) -> StagedPayload:
     """Copy the archive into staging, check its size and hash, then unpack and check every file."""
     ref = manifest.archive
@@ -77,6 +81,22 @@ def stage_archive(
         raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
     archive = staging.path / ref.name
     sha256, size = copy_capped(source, archive, ref.size, origin)
+    return unpack_staged(archive, sha256, size, manifest, staging, origin, unlisted)
+
+
+def unpack_staged(
+    archive: Path,
+    sha256: str,
+    size: int,
+    manifest: Manifest,
+    staging: Staging,
+    origin: str,
+    unlisted: list[str] | None = None,
+) -> StagedPayload:
+    """Unpack an archive already copied into staging, once its size and hash match the manifest."""
+    ref = manifest.archive
+    if ref is None:
+        raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
     if size != ref.size:
         raise IntegrityError(f"{origin}: {size} bytes, the manifest says {ref.size}; refusing")
     if sha256 != ref.sha256:
@@ -85,5 +105,5 @@ def stage_archive(
         )
     root = staging.path / "payload"
     root.mkdir(mode=0o700)
-    extract_verified(archive, manifest, root)
+    extract_verified(archive, manifest, root, unlisted)
     return StagedPayload(manifest=manifest, root=root)

@@ -147,16 +147,27 @@ def lock_timeout_option(func: F) -> F:
 def install_options(func: F) -> F:
     options = [
         workspace_option,
-        click.option("--from", "source", metavar="SOURCE", help="Release dir, archive, URL, - or git+URL@COMMIT."),
+        click.option(
+            "--from",
+            "source",
+            metavar="SOURCE",
+            help="Release dir, archive, URL, - or git+URL@COMMIT.",
+        ),
         click.option("--sha256", metavar="HEX", help="Pin a bare archive (--from FILE or -)."),
-        click.option("--allow-unpinned", is_flag=True, help="Allow a git tag/branch (warns; recorded)."),
-        click.option("--no-host", is_flag=True, help="Only the workspace; no per-user tools or units."),
+        click.option(
+            "--allow-unpinned", is_flag=True, help="Allow a git tag/branch (warns; recorded)."
+        ),
+        click.option(
+            "--no-host", is_flag=True, help="Only the workspace; no per-user tools or units."
+        ),
         click.option("--no-units", is_flag=True, help="Do not install systemd/launchd user units."),
         click.option("--no-modify-path", is_flag=True, help="Do not touch shell rc files."),
         click.option("--enable-units", is_flag=True, help="Enable and start the user units."),
         click.option("--allow-downgrade", is_flag=True, help="Allow installing an older version."),
         click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing."),
-        click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation."),
+        click.option(
+            "-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation."
+        ),
         lock_timeout_option,
     ]
     for option in reversed(options):
@@ -219,7 +230,11 @@ def plan(**kw: Any) -> tuple[dict[str, Any], int]:
 @lock_timeout_option
 @command_runner
 def uninstall(
-    feedback: Any, settings: Settings, workspace: Path | None, dry_run: bool, assume_yes: bool,
+    feedback: Any,
+    settings: Settings,
+    workspace: Path | None,
+    dry_run: bool,
+    assume_yes: bool,
     lock_timeout: float,
 ) -> tuple[dict[str, Any], int]:
     """Remove what the receipt says mam-install wrote and you did not change."""
@@ -260,11 +275,56 @@ def status(
 
 
 @main.command()
+@click.argument("location", metavar="PATH_OR_URL")
+@click.option("--sums", type=click.Path(path_type=Path, dir_okay=False), help="SHA256SUMS to use.")
+@click.option("--identity", help="Expected signer identity (certificate SAN).")
+@click.option(
+    "--issuer", help="Expected OIDC issuer, e.g. https://token.actions.githubusercontent.com"
+)
+@click.option(
+    "--policy",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSON file {"identity": ..., "issuer": ...} instead of the two options.',
+)
+@click.option(
+    "--trusted-root",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Pin the sigstore trusted root (trusted_root.json); default: sigstore's own.",
+)
+@click.option(
+    "--require-signature", is_flag=True, help="Fail unless every artifact's signature checks."
+)
+@command_runner
+def verify(
+    feedback: Any,
+    settings: Settings,
+    location: str,
+    sums: Path | None,
+    identity: str | None,
+    issuer: str | None,
+    policy: Path | None,
+    trusted_root: Path | None,
+    require_signature: bool,
+) -> tuple[dict[str, Any], int]:
+    """Check a release directory or URL: sums, manifest, archive, pyz, signatures."""
+    from ._verify_release import SignaturePolicy, verify_release
+
+    if policy is not None:
+        rules = SignaturePolicy.from_file(policy, require_signature, trusted_root)
+    else:
+        rules = SignaturePolicy(identity, issuer, trusted_root, require_signature)
+    report = verify_release(location, sums, rules)
+    for finding in report.findings:
+        (feedback.info if finding.ok else feedback.warn)(finding.line())
+    verdict = "verified" if report.ok else "FAILED verification"
+    feedback.info(f"{location}: {verdict} ({len(report.findings)} checks)")
+    return report.to_json(), 0 if report.ok else int(ExitCode.INTEGRITY)
+
+
+@main.command()
 @workspace_option
 @command_runner
-def doctor(
-    feedback: Any, settings: Settings, workspace: Path | None
-) -> tuple[dict[str, Any], int]:
+def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> tuple[dict[str, Any], int]:
     """Show what this machine has and lacks for mam, with the command that fixes each gap."""
     from ._detect import detect
     from ._doctor import doctor_report

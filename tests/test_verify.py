@@ -1,0 +1,193 @@
+"""`verify` on a real built release, and on crafted releases whose sums and manifest agree but
+whose archive is hostile: each tampering fails with exit 5 and writes nothing outside staging."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from clirun import cli
+from mam_install._sums import format_sums
+from workspaces import ROOT, tree
+
+GOOD = {"workspace/AGENT.md": b"# agents\n", "workspace/.agents/skills/lib.sh": b"#!/bin/sh\n"}
+SIGSTORE = ROOT.parent / "shared" / "testdata" / "sigstore"
+IDENTITY = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(ROOT / "scripts/build.py"), "--out", str(out)], check=True)
+    return out
+
+
+def copy_release(built: Path, tmp_path: Path) -> Path:
+    release = tmp_path / "release"
+    shutil.copytree(built, release)
+    return release
+
+
+def test_a_genuine_release_verifies(built):
+    run = cli("--json", "verify", built)
+    assert run.exit_code == 0, run.stderr
+    checks = {f["check"] for f in run.json()["findings"]}
+    assert {"sums", "artifact", "manifest", "archive", "pyz", "bootstrap"} <= checks
+    assert all(f["ok"] for f in run.json()["findings"])
+
+
+def test_one_flipped_byte_in_any_artifact_fails(built, tmp_path):
+    for name in ("mam-install.pyz", "get-mam.py"):
+        release = copy_release(built, tmp_path / name)
+        data = bytearray((release / name).read_bytes())
+        data[len(data) // 3] ^= 0x20
+        (release / name).write_bytes(bytes(data))
+        run = cli("verify", release)
+        assert run.exit_code == 5
+        assert f"FAIL artifact   {name}" in run.stderr
+
+
+def test_malformed_sums_line_fails_instead_of_being_skipped(built, tmp_path):
+    release = copy_release(built, tmp_path)
+    sums = (release / "SHA256SUMS").read_bytes().replace(b"  ", b" *", 1)
+    (release / "SHA256SUMS").write_bytes(sums)
+    run = cli("verify", release)
+    assert run.exit_code == 5 and "line 1" in run.stderr
+
+
+def test_an_extra_unlisted_artifact_fails(built, tmp_path):
+    release = copy_release(built, tmp_path)
+    (release / "evil.sh").write_text("curl x | sh\n")
+    assert cli("verify", release).exit_code == 5
+
+
+def crafted_release(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]],
+                    listed: dict[str, bytes]) -> Path:
+    """A release whose manifest and SHA256SUMS are self-consistent, around a chosen archive."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    archive = raw.getvalue()
+    files = [
+        {"path": m.split("/", 1)[1], "sha256": hashlib.sha256(d).hexdigest(), "size": len(d),
+         "mode": "0644", "scope": "workspace"}
+        for m, d in sorted(listed.items())
+    ]
+    manifest = {
+        "schema": 1, "name": "mam", "version": "9.0.0",
+        "archive": {"name": "mam-payload-9.0.0.tar.gz",
+                    "sha256": hashlib.sha256(archive).hexdigest(), "size": len(archive)},
+        "files": files,
+    }
+    release = tmp_path / "crafted"
+    release.mkdir()
+    (release / "mam-payload-9.0.0.tar.gz").write_bytes(archive)
+    (release / "manifest-9.0.0.json").write_text(json.dumps(manifest))
+    names = ["mam-payload-9.0.0.tar.gz", "manifest-9.0.0.json"]
+    sums = {n: hashlib.sha256((release / n).read_bytes()).hexdigest() for n in names}
+    (release / "SHA256SUMS").write_bytes(format_sums(sums))
+    return release
+
+
+def regular(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    return info, data
+
+
+def special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, b""
+
+
+HOSTILE = {
+    "dotdot": [regular("../x", b"escaped\n")],
+    "absolute": [regular("/etc/x", b"escaped\n")],
+    "symlink": [special("workspace/AGENT.md", tarfile.SYMTYPE, "/etc/passwd")],
+    "hardlink": [special("workspace/AGENT.md", tarfile.LNKTYPE, "../../etc/passwd")],
+    "device": [special("workspace/dev", tarfile.CHRTYPE)],
+    "fifo": [special("workspace/fifo", tarfile.FIFOTYPE)],
+    "setuid": [regular("workspace/AGENT.md", GOOD["workspace/AGENT.md"], 0o4755)],
+    "unlisted": [regular("workspace/.agents/skills/extra.sh", b"#!/bin/sh\nrm -rf ~\n")],
+    "larger": [regular("workspace/AGENT.md", GOOD["workspace/AGENT.md"] + b"more\n")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archive_fails_verify_and_install_writes_nothing(case, tmp_path):
+    members = [regular(n, d) for n, d in GOOD.items() if not any(
+        m[0].name == n for m in HOSTILE[case])]
+    release = crafted_release(tmp_path, members + HOSTILE[case], GOOD)
+    run = cli("verify", release)
+    assert run.exit_code == 5, run.stderr
+    sentinel = tmp_path / "ws"
+    sentinel.mkdir()
+    (sentinel / "AGENT.md").write_bytes(b"mine\n")
+    installed = cli("install", "-y", "--no-host", "--workspace", sentinel, "--from", release)
+    if case == "unlisted":
+        # DESIGN §4: the installer ignores a member the manifest does not list; verify fails it.
+        assert installed.exit_code == 0
+        assert not (sentinel / ".agents/skills/extra.sh").exists()
+        return
+    assert installed.exit_code == 5, installed.stderr
+    assert tree(sentinel) == {"AGENT.md": b"mine\n"}
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture
+def signed_release(tmp_path: Path) -> Path:
+    if not SIGSTORE.is_dir():
+        pytest.skip(f"{SIGSTORE} is absent: no real sigstore bundle to check")
+    pytest.importorskip("sigstore", reason="sigstore is not installed")
+    release = tmp_path / "signed"
+    release.mkdir()
+    wheel = "rfc8785-0.1.2-py3-none-any.whl"
+    shutil.copy(SIGSTORE / wheel, release / wheel)
+    shutil.copy(SIGSTORE / f"{wheel}.sigstore.json", release / f"{wheel}.sigstore.json")
+    digest = hashlib.sha256((release / wheel).read_bytes()).hexdigest()
+    (release / "SHA256SUMS").write_bytes(format_sums({wheel: digest}))
+    return release
+
+
+def verify_signed(release: Path, identity: str = IDENTITY):  # type: ignore[no-untyped-def]
+    return cli("--json", "verify", release, "--identity", identity, "--issuer", ISSUER,
+               "--trusted-root", SIGSTORE / "trusted_root.json")
+
+
+def test_a_real_sigstore_bundle_verifies_offline_with_a_pinned_root(signed_release):
+    run = verify_signed(signed_release)
+    signatures = [f for f in run.json()["findings"] if f["check"] == "signature"]
+    assert signatures and all(f["ok"] for f in signatures), run.stderr
+
+
+def test_a_flipped_byte_or_a_wrong_identity_fails_the_signature(signed_release):
+    wrong = verify_signed(signed_release, identity=IDENTITY.replace("v0.1.2", "v6.6.6"))
+    assert wrong.exit_code == 5
+    assert not any(f["ok"] for f in wrong.json()["findings"] if f["check"] == "signature")
+    wheel = signed_release / "rfc8785-0.1.2-py3-none-any.whl"
+    data = bytearray(wheel.read_bytes())
+    data[100] ^= 1
+    wheel.write_bytes(bytes(data))
+    digest = hashlib.sha256(bytes(data)).hexdigest()
+    (signed_release / "SHA256SUMS").write_bytes(format_sums({wheel.name: digest}))
+    flipped = verify_signed(signed_release)
+    assert flipped.exit_code == 5
+    signatures = [f for f in flipped.json()["findings"] if f["check"] == "signature"]
+    assert signatures and not any(f["ok"] for f in signatures)
+
+
+def test_require_signature_fails_when_a_bundle_is_missing(built):
+    run = cli("verify", built, "--require-signature", "--identity", IDENTITY, "--issuer", ISSUER)
+    assert run.exit_code == 5
+    assert "sigstore.json" in run.stderr

@@ -42,7 +42,11 @@ def check_member(member: tarfile.TarInfo, origin: str) -> None:
 
 
 def extract_verified(
-    archive: Path, manifest: Manifest, dest: Path, unlisted: list[str] | None = None
+    archive: Path,
+    manifest: Manifest,
+    dest: Path,
+    unlisted: list[str] | None = None,
+    origin: str | None = None,
 ) -> dict[str, Path]:
     """Extract the manifest's files from ``archive`` into the empty directory ``dest``.
 
@@ -52,7 +56,7 @@ def extract_verified(
     """
     import tarfile  # here, not at the top: a no-op re-install never opens an archive
 
-    origin = archive.name
+    origin = origin or archive.name
     wanted = manifest.by_member()
     found: dict[str, Path] = {}
     seen: set[str] = set()
@@ -68,9 +72,9 @@ def extract_verified(
                 seen.add(name)
                 entry = wanted.get(name)
                 if entry is None or member.isdir():
-                    if entry is None and member.isreg() and name != "manifest.json":
-                        if unlisted is not None:
-                            unlisted.append(name)
+                    listable = entry is None and member.isreg() and name != "manifest.json"
+                    if listable and unlisted is not None:
+                        unlisted.append(name)
                     continue  # not listed: ignored, never copied
                 if member.size != entry.size:
                     raise IntegrityError(

@@ -118,7 +118,12 @@ def _ensure_state_dir(layout: ScopeLayout) -> None:
 def summarize(actions: list[Action]) -> dict[str, list[str]]:
     """Group a plan's file decisions for the report: written, replaced, beside, kept..."""
     groups: dict[str, list[str]] = {
-        "write": [], "replace": [], "adopt": [], "beside": [], "remove": [], "keep": []
+        "write": [],
+        "replace": [],
+        "adopt": [],
+        "beside": [],
+        "remove": [],
+        "keep": [],
     }
     for action in actions:
         if isinstance(action, WriteFile):
@@ -154,9 +159,15 @@ def _report(plan: InstallPlan, layout: ScopeLayout, feedback: ConsoleFeedback) -
                 f"compare them with `diff -u {path} {new}`"
             )
         elif isinstance(action, KeepFile) and action.reason in (
-            "symlink", "symlinked-parent", "user-deleted", "not-a-file", "modified"
+            "symlink",
+            "symlinked-parent",
+            "user-deleted",
+            "not-a-file",
+            "modified",
         ):
-            feedback.warn(f"{layout.root / action.path} was left alone: {action.describe_execute()}")
+            feedback.warn(
+                f"{layout.root / action.path} was left alone: {action.describe_execute()}"
+            )
 
 
 def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, Any]:

@@ -13,24 +13,31 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from ._errors import ConflictError
 from ._hashing import CHUNK_SIZE
+from ._manifest import TMP_SUFFIX
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-TMP_SUFFIX = ".mam-tmp"
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 PathKind = Literal["absent", "file", "symlink", "symlinked-parent", "blocked-parent", "other"]
 
 
 class UnsafePath(ConflictError):
     """A symlink or a non-directory sits where we need a real directory or file."""
+
+    kind: PathKind = "blocked-parent"
+
+
+class SymlinkInPath(UnsafePath):
+    kind: PathKind = "symlinked-parent"
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def open_dir(root: Path, rel_dir: str, *, create: bool = False) -> Iterator[int]
                 os.mkdir(part, 0o755, dir_fd=fd)
                 st = os.stat(part, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                raise UnsafePath(f"{root / walked} is a symlink; never written through")
+                raise SymlinkInPath(f"{root / walked} is a symlink; never written through")
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafePath(f"{root / walked} is not a directory")
             child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
@@ -109,8 +116,7 @@ def inspect(root: Path, rel: str) -> PathState:
     except FileNotFoundError:
         return PathState("absent")
     except UnsafePath as exc:
-        kind: PathKind = "symlinked-parent" if "symlink" in str(exc) else "blocked-parent"
-        return PathState(kind, detail=str(exc))
+        return PathState(exc.kind, detail=str(exc))
 
 
 def _write_temp(dfd: int, tmp: str, source: Path | BinaryIO, mode: int) -> None:
@@ -203,8 +209,9 @@ def replace_if(root: Path, rel: str, source: Path, mode: int, expect_sha256: str
 
 
 def _file_hash(dfd: int, name: str) -> str | None:
+    """The hash of a regular file ``name``; None for anything else (never blocks on a FIFO)."""
     try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK, dir_fd=dfd)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -359,8 +366,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
             view = view[os.write(fd, view) :]
         if durable:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     if not durable:
         return

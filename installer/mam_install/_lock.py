@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import BusyError
+from ._errors import BusyError, ConflictError
 
 POLL_SECONDS = 0.05
 
@@ -27,6 +27,23 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _read_owner(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _is_stale(content: str) -> bool:
+    """``host pid`` of a process on this host that no longer runs."""
+    try:
+        host, pid_text = content.split()
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return host == socket.gethostname() and not _pid_alive(pid)
 
 
 class WorkspaceLock:
@@ -64,7 +81,13 @@ class WorkspaceLock:
     def _acquire_flock(self, deadline: float) -> None:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise ConflictError(
+                f"cannot open the lock file {self.path} ({exc.strerror}); if it is a symlink or "
+                "not a regular file, remove it and run again"
+            ) from exc
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,19 +126,30 @@ class WorkspaceLock:
 
     @staticmethod
     def _break_stale(path: Path) -> bool:
-        """Remove a lock file left by a dead process on this host; True if removed."""
-        try:
-            host, pid_text = path.read_text().split()
-            pid = int(pid_text)
-        except (OSError, ValueError):
+        """Remove a lock file left by a dead process on this host; True if removed.
+
+        The stale file is first renamed to a name only this process uses, then checked again:
+        two runs breaking the same stale lock can then never delete each other's fresh one.
+        """
+        content = _read_owner(path)
+        if content is None or not _is_stale(content):
             return False
-        if host != socket.gethostname() or _pid_alive(pid):
-            return False
+        claimed = path.with_name(f"{path.name}.breaking.{os.getpid()}")
         try:
-            path.unlink()
+            os.rename(path, claimed)
         except FileNotFoundError:
+            return True  # someone else broke it; try to take it again
+        if _read_owner(claimed) == content:
+            claimed.unlink()
+            return True
+        # We took a fresh lock by mistake (it changed between the read and the rename): give it
+        # back if its name is still free, else its owner will find it gone and fail safely.
+        try:
+            os.link(claimed, path)
+        except FileExistsError:
             pass
-        return True
+        claimed.unlink()
+        return False
 
     def release(self) -> None:
         if self._fd is None:

@@ -24,6 +24,7 @@ MAX_TOTAL_SIZE = 128 * 1024 * 1024
 MAX_FILES = 4096
 ALLOWED_MODES = (0o644, 0o755)
 NEW_SUFFIX = ".mam-new"
+TMP_SUFFIX = ".mam-tmp"  # `.<name>.mam-tmp`: where a file is written before its rename
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,16 @@ def check_relative_path(path: str, origin: str) -> None:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise IntegrityError(f"{origin}: path {path!r} contains {part or 'an empty'!r} part")
-        if any(ord(c) < 32 or ord(c) == 127 for c in part):
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in part):
             raise IntegrityError(f"{origin}: path {path!r} contains control characters")
 
 
 def check_allowed(path: str, scope: Scope, origin: str) -> None:
     """The built-in allowlist: a manifest cannot place files outside the runtime's own places."""
     check_relative_path(path, origin)
-    if path.endswith(NEW_SUFFIX):
-        raise IntegrityError(f"{origin}: {path!r} ends in {NEW_SUFFIX}, a name mam-install keeps")
+    name = path.rsplit("/", 1)[-1]
+    if name.endswith((NEW_SUFFIX, TMP_SUFFIX)):
+        raise IntegrityError(f"{origin}: {path!r} is a name mam-install keeps for itself")
     if scope == "workspace":
         allowed = path in WORKSPACE_FILES or path.startswith(WORKSPACE_DIRS)
     else:
@@ -149,10 +151,9 @@ def _parse_file(entry: Any, origin: str) -> ManifestFile:
     if not 0 <= size <= MAX_FILE_SIZE:
         raise IntegrityError(f"{origin}: {path!r} has size {size}, over the {MAX_FILE_SIZE} limit")
     mode_text = _field(entry, "mode", str, origin)
-    try:
-        mode = int(mode_text, 8)
-    except ValueError:
-        raise IntegrityError(f"{origin}: {path!r} has malformed mode {mode_text!r}") from None
+    if not (3 <= len(mode_text) <= 4 and all(c in "01234567" for c in mode_text)):
+        raise IntegrityError(f"{origin}: {path!r} has malformed mode {mode_text!r}")
+    mode = int(mode_text, 8)
     if mode not in ALLOWED_MODES:
         raise IntegrityError(f"{origin}: {path!r} has mode {mode_text}; only 0644/0755 allowed")
     return ManifestFile(path=path, sha256=sha256, size=size, mode=mode, scope=scope)
@@ -160,10 +161,7 @@ def _parse_file(entry: Any, origin: str) -> ManifestFile:
 
 def parse_manifest(data: bytes, origin: str) -> Manifest:
     """Parse and validate a manifest; any doubt is an IntegrityError naming ``origin``."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IntegrityError(f"{origin}: not valid JSON ({exc}); refusing") from exc
+    doc = load_json_strict(data, origin, IntegrityError)
     if not isinstance(doc, dict):
         raise IntegrityError(f"{origin}: a manifest is a JSON object")
     schema = _field(doc, "schema", int, origin)
@@ -195,6 +193,23 @@ def parse_manifest(data: bytes, origin: str) -> Manifest:
         archive=_parse_archive(doc.get("archive"), origin),
         source=_parse_source(doc.get("source"), origin),
     )
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"key {key!r} appears twice")
+        doc[key] = value
+    return doc
+
+
+def load_json_strict(data: bytes, origin: str, error: type[Exception]) -> Any:
+    """JSON that two readers cannot read differently: UTF-8, no duplicate keys, bounded depth."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise error(f"{origin}: not valid JSON ({str(exc)[:120]}); refusing") from None
 
 
 def _check_version(version: str, origin: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from ._action import Action, action_from_json
 from ._errors import ReceiptError
 from ._fsops import write_atomic
-from ._manifest import Scope
+from ._manifest import Scope, load_json_strict
 
 RECEIPT_SCHEMA = 1
 RECEIPT_KIND = "mam-install-receipt"
@@ -144,12 +144,12 @@ def read_receipt(path: Path) -> Receipt | None:
     with os.fdopen(fd, "rb") as stream:
         raw = stream.read()
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = load_json_strict(raw, origin, ValueError)
+    except ValueError as exc:
         raise ReceiptError(
-            f"{origin}: the receipt is not valid JSON ({exc}); move it aside and run "
-            "`mam-install install` again to adopt the files that are there"
-        ) from exc
+            f"{exc}; move it aside and run `mam-install install` again to adopt the files "
+            "that are there"
+        ) from None
     if not isinstance(doc, dict) or doc.get("kind") != RECEIPT_KIND:
         raise ReceiptError(f"{origin}: not a mam-install receipt")
     doc = _migrate(doc, origin)

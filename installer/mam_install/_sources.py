@@ -15,7 +15,15 @@ from typing import Any, BinaryIO
 from ._errors import IntegrityError, UsageError
 from ._hashing import is_sha256_hex, sha256_file
 from ._manifest import MAX_TOTAL_SIZE, ArchiveRef, Manifest, ManifestFile, parse_manifest
-from ._staging import StagedPayload, Staging, copy_capped, stage_archive, unpack_staged
+from ._staging import (
+    ARCHIVE_NAME,
+    PAYLOAD_DIR,
+    StagedPayload,
+    Staging,
+    copy_capped,
+    stage_archive,
+    unpack_staged,
+)
 
 INNER_MANIFEST = "manifest.json"
 
@@ -39,10 +47,17 @@ class Staged:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def _from_manifest_file(manifest_path: Path, staging: Staging, origin: str) -> Staged:
+def _from_manifest_file(
+    manifest_path: Path, staging: Staging, origin: str, pinned: str | None = None
+) -> Staged:
     manifest = parse_manifest(manifest_path.read_bytes(), str(manifest_path))
     if manifest.archive is None:
         raise IntegrityError(f"{manifest_path}: names no archive; it is not a release manifest")
+    if pinned is not None and pinned != manifest.archive.sha256:
+        raise IntegrityError(
+            f"{manifest_path}: its archive is {manifest.archive.sha256}, not the pinned "
+            f"--sha256 {pinned}; refusing"
+        )
     archive = manifest_path.parent / manifest.archive.name
     try:
         stream = open(archive, "rb")  # noqa: SIM115 - closed below; only open() errors are ours
@@ -53,8 +68,15 @@ def _from_manifest_file(manifest_path: Path, staging: Staging, origin: str) -> S
     return Staged(payload, origin, {"manifest_sha256": sha256_file(manifest_path)})
 
 
+def release_manifests(directory: Path) -> list[Path]:
+    """``manifest-<version>.json`` files, not their ``.sigstore.json`` bundles."""
+    return sorted(
+        p for p in directory.glob("manifest-*.json") if not p.name.endswith(".sigstore.json")
+    )
+
+
 def _release_manifest_in(directory: Path) -> Path:
-    candidates = sorted(directory.glob("manifest-*.json"))
+    candidates = release_manifests(directory)
     if len(candidates) != 1:
         raise UsageError(
             f"{directory}: expected exactly one manifest-<version>.json, found {len(candidates)}"
@@ -69,7 +91,7 @@ def _from_archive_pinned(archive: Path, sha256: str, staging: Staging) -> Staged
 
 
 def _stage_pinned(stream: BinaryIO, origin: str, sha256: str, staging: Staging) -> Staged:
-    copy = staging.path / "pinned-archive.tar.gz"
+    copy = staging.path / ARCHIVE_NAME
     actual, size = copy_capped(stream, copy, MAX_TOTAL_SIZE, origin)
     if actual != sha256:
         raise IntegrityError(f"{origin}: SHA-256 {actual} is not the pinned {sha256}; refusing")
@@ -151,7 +173,7 @@ def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
             f"{spec.location}: no payload/VERSION and manifests/<version>.json at "
             f"{checkout.commit} ({exc.strerror}); is this the mam-install repository?"
         ) from exc
-    root = staging.path / "payload"
+    root = staging.path / PAYLOAD_DIR
     root.mkdir(mode=0o700)
     for entry in manifest.files:
         _copy_checked(payload_dir, checkout.path, entry, root, spec.location)
@@ -195,15 +217,15 @@ def stage_source(spec: SourceSpec, staging: Staging) -> Staged:
         return _from_url(location, spec, staging)
     path = Path(location).expanduser()
     if path.is_dir():
-        return _from_manifest_file(_release_manifest_in(path), staging, str(path))
+        return _from_manifest_file(_release_manifest_in(path), staging, str(path), spec.sha256)
     if path.is_file() and path.name.endswith(".json"):
-        return _from_manifest_file(path, staging, str(path))
+        return _from_manifest_file(path, staging, str(path), spec.sha256)
     if path.is_file():
         if spec.sha256 is not None:
             return _from_archive_pinned(path, spec.sha256, staging)
         sibling = _sibling_manifest(path)
         if sibling is not None and sibling.is_file():
-            return _from_manifest_file(sibling, staging, str(path))
+            return _from_manifest_file(sibling, staging, str(path), spec.sha256)
         raise UsageError(
             f"{path}: a bare archive needs --sha256 HEX (or its manifest-<version>.json beside it)"
         )

@@ -16,6 +16,11 @@ from ._errors import IntegrityError
 from ._hashing import CHUNK_SIZE
 from ._manifest import Manifest, ManifestFile
 
+# Fixed names inside a staging directory, whatever the release calls its files: a name chosen by
+# a manifest or a user can never collide with another staged file.
+ARCHIVE_NAME = "archive.tar.gz"
+PAYLOAD_DIR = "payload"
+
 
 class Staging:
     """A fresh ``mkdtemp`` directory (mode 0700), removed when the run ends however it ends."""
@@ -79,7 +84,7 @@ def stage_archive(
     ref = manifest.archive
     if ref is None:
         raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
-    archive = staging.path / ref.name
+    archive = staging.path / ARCHIVE_NAME
     sha256, size = copy_capped(source, archive, ref.size, origin)
     return unpack_staged(archive, sha256, size, manifest, staging, origin, unlisted)
 
@@ -103,7 +108,7 @@ def unpack_staged(
         raise IntegrityError(
             f"{origin}: SHA-256 {sha256} does not match the manifest's {ref.sha256}; refusing"
         )
-    root = staging.path / "payload"
+    root = staging.path / PAYLOAD_DIR
     root.mkdir(mode=0o700)
-    extract_verified(archive, manifest, root, unlisted)
+    extract_verified(archive, manifest, root, unlisted, origin)
     return StagedPayload(manifest=manifest, root=root)

@@ -17,7 +17,8 @@ from typing import Any
 from ._errors import IntegrityError, MamError, UsageError
 from ._hashing import sha256_file
 from ._manifest import Manifest, parse_manifest
-from ._staging import Staging, stage_archive
+from ._sources import release_manifests
+from ._staging import ARCHIVE_NAME, Staging, stage_archive
 
 BUNDLE_SUFFIX = ".sigstore.json"
 EMBEDDED_DATA = "site-packages/mam_install/_data/"
@@ -113,7 +114,7 @@ def _check_sums(release: Path, sums_path: Path, report: VerifyReport) -> dict[st
 
 
 def _check_payload(release: Path, report: VerifyReport) -> tuple[Manifest, Path] | None:
-    manifests = sorted(release.glob("manifest-*.json"))
+    manifests = release_manifests(release)
     if len(manifests) != 1:
         report.add("manifest", str(release), False, f"{len(manifests)} manifest-*.json, not 1")
         return None
@@ -143,7 +144,7 @@ def _check_payload(release: Path, report: VerifyReport) -> tuple[Manifest, Path]
             True,
             f"size, sha256, every member and all {len(manifest.files)} file hashes match",
         )
-        inner = _inner_manifest(staging.path / manifest.archive.name)
+        inner = _inner_manifest(staging.path / ARCHIVE_NAME)
     content = {k: v for k, v in manifest.to_json().items() if k not in ("archive", "source")}
     report.add(
         "archive",

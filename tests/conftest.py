@@ -19,8 +19,9 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _isolated_user_dirs(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Keep every test away from the real ~/.local, ~/.cache and ~/.config."""
-    home = tmp_path_factory.mktemp("xdg")
+    """Keep every test away from the real home: rc files, ~/.local, ~/.cache, ~/.config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
     for var, sub in (
         ("XDG_DATA_HOME", ".local/share"),
         ("XDG_STATE_HOME", ".local/state"),

@@ -1,0 +1,1 @@
+../../workspace/.agents/skills/mqtt/mam_mqtt.py

@@ -1,0 +1,1 @@
+../../workspace/.agents/skills/mqtt/mqtt_common.py

@@ -1,0 +1,1 @@
+../../workspace/.agents/skills/tmux/send-message.sh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,14 +52,22 @@ def shiv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shiv")
 
 
-def run_pyz(python: Path, pyz: Path, *args: str | Path, env: dict[str, str] | None = None,
-            shiv_root: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_pyz(
+    python: Path,
+    pyz: Path,
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    shiv_root: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     environment = dict(os.environ if env is None else env)
     if shiv_root is not None:
         environment["SHIV_ROOT"] = str(shiv_root)
     return subprocess.run(
         [str(python), str(pyz), *map(str, args)],
-        capture_output=True, text=True, env=environment, timeout=180,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=180,
     )
 
 
@@ -76,14 +85,16 @@ def test_version_and_workspace_round_trip(version, python, pyz, shiv_root, tmp_p
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "AGENT.md").write_bytes(b"mine\n")
-    installed = run_pyz(python, pyz, "install", "-y", "--no-host", "--workspace", ws,
-                        shiv_root=shiv_root)
+    installed = run_pyz(
+        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
+    )
     assert installed.returncode == 0, installed.stderr
     assert (ws / "AGENT.md").read_bytes() == b"mine\n"
     assert (ws / "AGENT.md.mam-new").is_file()
     assert (ws / ".agents/skills/lib.sh").is_file()
-    again = run_pyz(python, pyz, "install", "-y", "--no-host", "--workspace", ws,
-                    shiv_root=shiv_root)
+    again = run_pyz(
+        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
+    )
     assert again.returncode == 0 and "nothing to do" in again.stderr
     status = run_pyz(python, pyz, "status", "--workspace", ws, shiv_root=shiv_root)
     assert status.returncode == 0, status.stderr
@@ -109,8 +120,11 @@ def read_only_home(tmp_path: Path) -> Iterator[Path]:
         yield home
         home.chmod(0o755)
         return
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
     try:
@@ -123,8 +137,9 @@ def test_works_with_a_read_only_home(pyz, read_only_home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIV_", "XDG_"))}
     env["HOME"] = str(read_only_home)
     ws = tmp_path / "ws"
-    done = run_pyz(Path(sys.executable), pyz, "install", "-y", "--no-host", "--workspace", ws,
-                   env=env)
+    done = run_pyz(
+        Path(sys.executable), pyz, "install", "-y", "--no-host", "--workspace", ws, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert (ws / "AGENT.md").is_file()
     assert list(read_only_home.iterdir()) == []
@@ -160,3 +175,80 @@ def test_cache_clean_removes_only_stale_extractions(pyz, tmp_path):
     assert not stale.exists()
     assert unrelated.exists()
     assert all(p.exists() for p in current if p.is_dir())
+
+
+def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path):
+    """Every row that matters on the real pyz: pristine replaced, edit kept, rollback exact."""
+    from payload_archive import build_payload
+
+    payload = tmp_path / "payload-next"
+    shutil.copytree(ROOT / "payload", payload, symlinks=True)
+    (payload / "VERSION").write_text("99.0.0\n")
+    agent_md = payload / "workspace/AGENT.md"
+    agent_md.write_bytes(agent_md.read_bytes() + b"\nNew in 99.0.0.\n")
+    (payload / "workspace/.agents/skills/new-tool.sh").write_text("#!/bin/sh\necho new\n")
+    release = tmp_path / "release-99"
+    build_payload(payload, release, mtime=1_700_000_000)
+    python = Path(sys.executable)
+    ws = tmp_path / "ws"
+    assert (
+        run_pyz(
+            python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
+        ).returncode
+        == 0
+    )
+    (ws / ".env.example").write_text("# my own settings\n")
+    before = tree(ws)
+    up = run_pyz(
+        python,
+        pyz,
+        "upgrade",
+        "-y",
+        "--no-host",
+        "--workspace",
+        ws,
+        "--from",
+        release,
+        shiv_root=shiv_root,
+    )
+    assert up.returncode == 0, up.stderr
+    assert (ws / "AGENT.md").read_bytes().endswith(b"New in 99.0.0.\n")
+    assert (ws / ".env.example").read_text() == "# my own settings\n"
+    assert (ws / ".agents/skills/new-tool.sh").is_file()
+    down = run_pyz(
+        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
+    )
+    assert down.returncode == 5 and "downgrade" in down.stderr
+    back = run_pyz(python, pyz, "rollback", "--workspace", ws, shiv_root=shiv_root)
+    assert back.returncode == 0, back.stderr
+    assert tree(ws) == before
+
+
+def test_get_mam_piped_into_python_downloads_checks_and_runs_the_real_pyz(pyz, tmp_path, shiv_root):
+    from tests.release_server import ReleaseServer, running_server
+
+    bootstrap = (pyz.parent / "get-mam.py").read_bytes()
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["SHIV_ROOT"] = str(shiv_root)
+    with running_server() as server:
+        server.routes["/rel/mam-install.pyz"] = ReleaseServer.ok(pyz.read_bytes())
+        env["MAM_RELEASE_URL"] = server.url("/rel")
+        done = subprocess.run(
+            [sys.executable, "-", "--version"],
+            input=bootstrap,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(b"mam-install ")
+        server.routes["/rel/mam-install.pyz"] = ReleaseServer.ok(pyz.read_bytes() + b"\0")
+        tampered = subprocess.run(
+            [sys.executable, "-", "--version"],
+            input=bootstrap,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+    assert tampered.returncode == 5
+    assert b"mam-install " not in tampered.stdout

@@ -42,7 +42,9 @@ done
 """
 
 
-def median_seconds(action: Callable[[], None], runs: int, setup: Callable[[], None] | None = None) -> float:
+def median_seconds(
+    action: Callable[[], None], runs: int, setup: Callable[[], None] | None = None
+) -> float:
     samples = []
     for _ in range(runs):
         if setup is not None:
@@ -58,8 +60,10 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> None:
 
 
 def row(name: str, ours: float, peer: float, peer_name: str, budget: str) -> str:
-    return (f"| {name} | {ours * 1000:.1f} ms | {peer_name} {peer * 1000:.1f} ms | "
-            f"{ours / peer:.2f}x | {budget} |")
+    return (
+        f"| {name} | {ours * 1000:.1f} ms | {peer_name} {peer * 1000:.1f} ms | "
+        f"{ours / peer:.2f}x | {budget} |"
+    )
 
 
 def main() -> int:
@@ -129,8 +133,15 @@ def main() -> int:
     blob.write_bytes(data)
     streamed = median_seconds(lambda: sha256_file(blob), 3)
     in_memory = median_seconds(lambda: hashlib.sha256(data).hexdigest(), 3)
-    rows.append(row("sha256 of 256 MiB", streamed, in_memory, "hashlib in memory",
-                    ">= 80% throughput (<= 1.25x)"))
+    rows.append(
+        row(
+            "sha256 of 256 MiB",
+            streamed,
+            in_memory,
+            "hashlib in memory",
+            ">= 80% throughput (<= 1.25x)",
+        )
+    )
 
     shutil.rmtree(work, ignore_errors=True)
     print(f"Python {sys.version.split()[0]} ({python}), {args.runs} runs each, medians")

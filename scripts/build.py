@@ -76,15 +76,26 @@ def lock_digest(*names: str) -> str:
 
 
 def build_venv() -> Path:
-    """A venv with shiv from checksums/build-requirements.txt, reused while the lock is unchanged."""
+    """A venv with shiv from checksums/build-requirements.txt, kept while the lock is unchanged."""
     path = BUILD / f"venv-{lock_digest('build-requirements.txt')}"
     python = path / "bin" / "python"
     if not (path / "bin" / "shiv").exists():
         shutil.rmtree(path, ignore_errors=True)
         say(f"creating the build venv {path}")
         venv.EnvBuilder(with_pip=True).create(path)
-        run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "--only-binary=:all:",
-             "-r", str(ROOT / "checksums" / "build-requirements.txt")])
+        run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--require-hashes",
+                "--only-binary=:all:",
+                "-r",
+                str(ROOT / "checksums" / "build-requirements.txt"),
+            ]
+        )
     return path
 
 
@@ -94,9 +105,23 @@ def runtime_site(build_python: Path) -> Path:
     if not (site / "click").is_dir():
         shutil.rmtree(site, ignore_errors=True)
         say("installing the pyz dependencies (hash-locked)")
-        run([str(build_python), "-m", "pip", "install", "-q", "--require-hashes", "--no-deps",
-             "--only-binary=:all:", "--no-compile", "--target", str(site),
-             "-r", str(ROOT / "checksums" / "pyz-requirements.txt")])
+        run(
+            [
+                str(build_python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--require-hashes",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--no-compile",
+                "--target",
+                str(site),
+                "-r",
+                str(ROOT / "checksums" / "pyz-requirements.txt"),
+            ]
+        )
         shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts carry this machine's path
     return site
 
@@ -146,10 +171,24 @@ def replace_main(pyz: Path) -> None:
 def build_pyz(build: Path, site: Path, out: Path, epoch: int) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     out.unlink(missing_ok=True)
-    run([str(build / "bin" / "shiv"), "--reproducible", "--compressed", "--compile-pyc",
-         "--site-packages",
-         str(site), "-e", ENTRY_POINT, "-p", SHEBANG, "-o", str(out)], env=env,
-        stdout=subprocess.DEVNULL)
+    run(
+        [
+            str(build / "bin" / "shiv"),
+            "--reproducible",
+            "--compressed",
+            "--compile-pyc",
+            "--site-packages",
+            str(site),
+            "-e",
+            ENTRY_POINT,
+            "-p",
+            SHEBANG,
+            "-o",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     replace_main(out)
 
 
@@ -190,7 +229,10 @@ def main() -> int:
     args = parser.parse_args()
     os.umask(0o022)
     official = args.payload.resolve() == (ROOT / "payload").resolve()
-    if official and subprocess.run([sys.executable, str(HERE / "manifest.py"), "--check"]).returncode:
+    if (
+        official
+        and subprocess.run([sys.executable, str(HERE / "manifest.py"), "--check"]).returncode
+    ):
         return 1
     version = read_version(args.payload)
     epoch = source_date_epoch()

@@ -12,7 +12,10 @@ from workspaces import V1_FILES, V2_FILES, make_release
 @pytest.fixture(scope="session")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("releases")
-    return {"1.0.0": make_release(base, V1_FILES, "1.0.0"), "2.0.0": make_release(base, V2_FILES, "2.0.0")}
+    return {
+        "1.0.0": make_release(base, V1_FILES, "1.0.0"),
+        "2.0.0": make_release(base, V2_FILES, "2.0.0"),
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from clirun import cli
 from subproc import command, environment
-from tests.release_server import ReleaseServer, running_server
 from workspaces import V1_FILES, expected_tree, tree, write_payload
+
+from tests.release_server import ReleaseServer, running_server
 
 V1 = expected_tree(V1_FILES)
 
@@ -78,23 +78,32 @@ def test_install_from_stdin_with_a_pinned_hash(releases, tmp_path):
     ws = tmp_path / "ws"
     with open(archive, "rb") as stdin:
         done = subprocess.run(
-            command("install", "-y", "--no-host", "--workspace", ws, "--from", "-", "--sha256",
-                    digest),
-            stdin=stdin, env=environment(), capture_output=True, text=True, timeout=60,
+            command(
+                "install", "-y", "--no-host", "--workspace", ws, "--from", "-", "--sha256", digest
+            ),
+            stdin=stdin,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert done.returncode == 0, done.stderr
     assert tree(ws) == V1
 
 
 def test_stdin_with_a_wrong_hash_or_no_hash_is_refused(releases, tmp_path):
-    archive, digest = archive_of(releases["1.0.0"])
+    archive, _digest = archive_of(releases["1.0.0"])
     ws = tmp_path / "ws"
     ws.mkdir()
     for extra, code in ((["--sha256", "0" * 64], 5), ([], 2)):
         with open(archive, "rb") as stdin:
             done = subprocess.run(
                 command("install", "-y", "--no-host", "--workspace", ws, "--from", "-", *extra),
-                stdin=stdin, env=environment(), capture_output=True, text=True, timeout=60,
+                stdin=stdin,
+                env=environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
         assert done.returncode == code, done.stderr
         assert list(ws.iterdir()) == []
@@ -115,20 +124,27 @@ def git_repo(tmp_path: Path) -> tuple[Path, str]:
     (repo / "manifests").mkdir()
     manifest = content_manifest(collect_payload(repo / "payload"), "1.0.0")
     (repo / "manifests/1.0.0.json").write_bytes(dumps(manifest))
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "v1"], ["tag", "v1"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return repo, commit
 
 
 def test_install_from_a_pinned_git_commit(git_repo, tmp_path):
     repo, commit = git_repo
     ws = tmp_path / "ws"
-    run = cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-              f"git+file://{repo}@{commit}")
+    run = cli(
+        "install", "-y", "--no-host", "--workspace", ws, "--from", f"git+file://{repo}@{commit}"
+    )
     assert run.exit_code == 0, run.stderr
     assert tree(ws) == V1
     status = cli("--json", "plan", "--workspace", ws, "--from", f"git+file://{repo}@{commit}")
@@ -139,14 +155,23 @@ def test_a_wrong_commit_or_a_bare_tag_is_refused(git_repo, tmp_path):
     repo, _commit = git_repo
     ws = tmp_path / "ws"
     ws.mkdir()
-    wrong = cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-                f"git+file://{repo}@{'1' * 40}")
+    wrong = cli(
+        "install", "-y", "--no-host", "--workspace", ws, "--from", f"git+file://{repo}@{'1' * 40}"
+    )
     assert wrong.exit_code == 5
     tag = cli("install", "-y", "--no-host", "--workspace", ws, "--from", f"git+file://{repo}@v1")
     assert tag.exit_code == 5 and "--allow-unpinned" in tag.stderr
     assert list(ws.iterdir()) == []
-    allowed = cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-                  f"git+file://{repo}@v1", "--allow-unpinned")
+    allowed = cli(
+        "install",
+        "-y",
+        "--no-host",
+        "--workspace",
+        ws,
+        "--from",
+        f"git+file://{repo}@v1",
+        "--allow-unpinned",
+    )
     assert allowed.exit_code == 0
     assert tree(ws) == V1
 
@@ -154,14 +179,21 @@ def test_a_wrong_commit_or_a_bare_tag_is_refused(git_repo, tmp_path):
 def test_a_git_checkout_whose_files_do_not_match_its_manifest_is_refused(git_repo, tmp_path):
     repo, _ = git_repo
     (repo / "payload/workspace/AGENT.md").write_text("tampered\n")
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
     subprocess.run(["git", "-C", str(repo), "commit", "-qam", "tamper"], check=True, env=env)
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-              f"git+file://{repo}@{commit}")
+    run = cli(
+        "install", "-y", "--no-host", "--workspace", ws, "--from", f"git+file://{repo}@{commit}"
+    )
     assert run.exit_code == 5 and "AGENT.md" in run.stderr
     assert list(ws.iterdir()) == []

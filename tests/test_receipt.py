@@ -17,8 +17,13 @@ FIXTURES = ROOT / "tests/data/receipts"
 
 
 def sample() -> Receipt:
-    write = WriteFile(path="AGENT.md", sha256="a" * 64, mode=0o644, source="workspace/AGENT.md",
-                      for_path="AGENT.md")
+    write = WriteFile(
+        path="AGENT.md",
+        sha256="a" * 64,
+        mode=0o644,
+        source="workspace/AGENT.md",
+        for_path="AGENT.md",
+    )
     write.state = "completed"
     keep = KeepFile(path=".env.example", reason="identical", disk_sha256="b" * 64)
     keep.state = "skipped"
@@ -53,7 +58,7 @@ def test_newer_schema_is_refused_naming_the_installer_to_use(tmp_path):
     doc["installer_version"] = "7.1.0"
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(ReceiptError, match="mam-install 7.1.0") as info:
+    with pytest.raises(ReceiptError, match=r"mam-install 7\.1\.0") as info:
         read_receipt(path)
     assert info.value.exit_code == 6
 

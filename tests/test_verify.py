@@ -13,14 +13,15 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from clirun import cli
 from mam_install._sums import format_sums
 from workspaces import ROOT, tree
 
 GOOD = {"workspace/AGENT.md": b"# agents\n", "workspace/.agents/skills/lib.sh": b"#!/bin/sh\n"}
 SIGSTORE = ROOT.parent / "shared" / "testdata" / "sigstore"
-IDENTITY = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+IDENTITY = (
+    "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+)
 ISSUER = "https://token.actions.githubusercontent.com"
 
 
@@ -70,8 +71,9 @@ def test_an_extra_unlisted_artifact_fails(built, tmp_path):
     assert cli("verify", release).exit_code == 5
 
 
-def crafted_release(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]],
-                    listed: dict[str, bytes]) -> Path:
+def crafted_release(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], listed: dict[str, bytes]
+) -> Path:
     """A release whose manifest and SHA256SUMS are self-consistent, around a chosen archive."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -79,14 +81,24 @@ def crafted_release(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]
             tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
     archive = raw.getvalue()
     files = [
-        {"path": m.split("/", 1)[1], "sha256": hashlib.sha256(d).hexdigest(), "size": len(d),
-         "mode": "0644", "scope": "workspace"}
+        {
+            "path": m.split("/", 1)[1],
+            "sha256": hashlib.sha256(d).hexdigest(),
+            "size": len(d),
+            "mode": "0644",
+            "scope": "workspace",
+        }
         for m, d in sorted(listed.items())
     ]
     manifest = {
-        "schema": 1, "name": "mam", "version": "9.0.0",
-        "archive": {"name": "mam-payload-9.0.0.tar.gz",
-                    "sha256": hashlib.sha256(archive).hexdigest(), "size": len(archive)},
+        "schema": 1,
+        "name": "mam",
+        "version": "9.0.0",
+        "archive": {
+            "name": "mam-payload-9.0.0.tar.gz",
+            "sha256": hashlib.sha256(archive).hexdigest(),
+            "size": len(archive),
+        },
         "files": files,
     }
     release = tmp_path / "crafted"
@@ -126,8 +138,9 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archive_fails_verify_and_install_writes_nothing(case, tmp_path):
-    members = [regular(n, d) for n, d in GOOD.items() if not any(
-        m[0].name == n for m in HOSTILE[case])]
+    members = [
+        regular(n, d) for n, d in GOOD.items() if not any(m[0].name == n for m in HOSTILE[case])
+    ]
     release = crafted_release(tmp_path, members + HOSTILE[case], GOOD)
     run = cli("verify", release)
     assert run.exit_code == 5, run.stderr
@@ -161,8 +174,17 @@ def signed_release(tmp_path: Path) -> Path:
 
 
 def verify_signed(release: Path, identity: str = IDENTITY):  # type: ignore[no-untyped-def]
-    return cli("--json", "verify", release, "--identity", identity, "--issuer", ISSUER,
-               "--trusted-root", SIGSTORE / "trusted_root.json")
+    return cli(
+        "--json",
+        "verify",
+        release,
+        "--identity",
+        identity,
+        "--issuer",
+        ISSUER,
+        "--trusted-root",
+        SIGSTORE / "trusted_root.json",
+    )
 
 
 def test_a_real_sigstore_bundle_verifies_offline_with_a_pinned_root(signed_release):

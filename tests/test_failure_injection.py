@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from workspaces import V2_FILES, make_release, tree
+from workspaces import V1_FILES, V2_FILES, make_release, tree
 
 
 @contextmanager
@@ -89,3 +89,31 @@ def test_full_disk_mid_upgrade_rolls_back_to_v1_exactly(tmp_path, small_disk, re
     filler.unlink()
     status = cli("--json", "status", "--workspace", ws)
     assert status.json()["payload_version"] == "1.0.0"
+
+
+def test_uninstall_continues_past_a_failure_and_exits_8_keeping_the_rest_in_the_receipt(
+    tmp_path, releases
+):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    assert (
+        cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"]).exit_code
+        == 0
+    )
+    with unwritable(ws / ".agents/skills/tmux"):
+        first = cli("uninstall", "--workspace", ws)
+        assert first.exit_code == 8, first.stderr
+        assert "send-message.sh" in first.stderr
+        assert tree(ws) == {
+            ".agents": "dir",
+            ".agents/skills": "dir",
+            ".agents/skills/tmux": "dir",
+            ".agents/skills/tmux/send-message.sh": V1_FILES[
+                "workspace/.agents/skills/tmux/send-message.sh"
+            ][0],
+        }
+        status = cli("--json", "status", "--workspace", ws)
+        assert status.json()["files"] == {".agents/skills/tmux/send-message.sh": "pristine"}
+    again = cli("uninstall", "--workspace", ws)
+    assert again.exit_code == 0, again.stderr
+    assert list(ws.iterdir()) == []

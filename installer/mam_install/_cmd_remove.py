@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from ._action import Context
-from ._errors import ReceiptError
+from ._errors import ReceiptError, RevertIncomplete
 from ._feedback import ConsoleFeedback
+from ._file_actions import RemoveFile, owned_key
 from ._file_planner import plan_uninstall
-from ._layout import find_workspace, workspace_layout
+from ._layout import ScopeLayout, find_workspace, workspace_layout
 from ._lock import lock_for
-from ._plan import InstallPlan, read_receipt
+from ._plan import InstallPlan, Receipt, read_receipt, write_receipt
 from ._runner import SubprocessRunner
 from ._transaction import recover, remove_state_dir, rollback_last, run_plan
 
@@ -45,7 +46,11 @@ def run_uninstall(
             host=receipt.plan.host,
             actions=plan_uninstall(root, receipt),
         )
-        run_plan(plan, layout, ctx, receipt)
+        try:
+            run_plan(plan, layout, ctx, receipt, keep_going=True)
+        except RevertIncomplete:
+            _keep_what_is_left(receipt, plan, layout)
+            raise
         kept = [a.describe_execute() for a in plan.actions if a.state == "skipped"]
         for line in kept:
             feedback.warn(line)
@@ -58,6 +63,20 @@ def run_uninstall(
         "removed": [getattr(a, "path", "") for a in plan.actions if a.tag == "remove_file"],
         "kept": kept,
     }
+
+
+def _keep_what_is_left(installed: Receipt, removal: InstallPlan, layout: ScopeLayout) -> None:
+    """After a partial uninstall, the receipt keeps exactly the files that are still ours."""
+    removed = {
+        owned_key(a.path, a.base)
+        for a in removal.actions
+        if isinstance(a, RemoveFile) and a.state == "completed"
+    }
+    for action in installed.plan.actions:
+        pair = action.owned()
+        if action.state == "completed" and pair is not None and pair[0] in removed:
+            action.state = "uncompleted"
+    write_receipt(layout.receipt, installed)
 
 
 def run_rollback(

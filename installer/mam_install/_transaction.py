@@ -154,8 +154,15 @@ def run_plan(
     ctx: Context,
     previous: Receipt | None,
     run_id: str | None = None,
+    *,
+    keep_going: bool = False,
 ) -> Receipt:
-    """Execute ``plan``; on any failure undo it and raise ActionFailed (exit 7)."""
+    """Execute ``plan``; on any failure undo it and raise ActionFailed (exit 7).
+
+    With ``keep_going`` (uninstall: "continue past errors") a failed action is recorded and
+    skipped instead, the others still run, and RevertIncomplete (exit 8) names what failed.
+    """
+    failures: list[str] = []
     run_id = run_id or new_run_id()
     backup = layout.backup_dir(run_id)
     run = RunInfo(
@@ -177,7 +184,15 @@ def run_plan(
             current.state = "progress"
             write_receipt(layout.receipt, receipt, durable=False)
             crash.reached()
-            current.execute(ctx)
+            try:
+                current.execute(ctx)
+            except (OSError, MamError) as exc:
+                if not keep_going:
+                    raise
+                failures.append(f"{current.describe_execute()}: {exc}")
+                current.state = "uncompleted"
+                write_receipt(layout.receipt, receipt, durable=False)
+                continue
             crash.reached()
             current.state = "completed"
             write_receipt(layout.receipt, receipt, durable=False)
@@ -198,6 +213,11 @@ def run_plan(
         run.backup = None
     write_receipt(layout.receipt, receipt)
     _drop_old_backups(layout, keep=backup.name if backup.exists() else None)
+    if failures:
+        raise RevertIncomplete(
+            f"{len(failures)} step(s) failed, first: {failures[0]}; the rest was done. Fix that "
+            "and run the command again"
+        )
     return receipt
 
 

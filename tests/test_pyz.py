@@ -252,3 +252,33 @@ def test_get_mam_piped_into_python_downloads_checks_and_runs_the_real_pyz(pyz, t
         )
     assert tampered.returncode == 5
     assert b"mam-install " not in tampered.stdout
+
+
+def test_host_scope_round_trip_through_the_built_pyz(pyz, shiv_root, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    rc_files = {".profile": b"# my profile\nexport EDITOR=vi\n", ".bashrc": b"alias ll='ls -l'"}
+    for name, data in rc_files.items():
+        (home / name).write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "SHIV_"))}
+    env.update(HOME=str(home), SHELL="/bin/bash", SHIV_ROOT=str(shiv_root))
+    env.pop("ZDOTDIR", None)
+    python = Path(sys.executable)
+    ws = tmp_path / "ws"
+    for _ in range(2):
+        done = run_pyz(python, pyz, "install", "-y", "--workspace", ws, env=env)
+        assert done.returncode == 0, done.stderr
+    profile = (home / ".profile").read_bytes()
+    assert profile.startswith(rc_files[".profile"]) and profile.count(b"# >>> mam >>>") == 1
+    units = home / ".config/systemd/user"
+    assert (units / "mam-tmux-holder.service").is_file()
+    assert b"@MAM_" not in (units / "mam-tmux-holder.service").read_bytes()
+    tools = home / ".local/share/mam/bin"
+    assert os.access(tools / "send-message.sh", os.X_OK)
+    removed = run_pyz(python, pyz, "uninstall", "--host", env=env)
+    assert removed.returncode == 0, removed.stderr
+    for name, data in rc_files.items():
+        assert (home / name).read_bytes() == data, name
+    assert not (units / "mam-tmux-holder.service").exists()
+    assert not tools.exists()
+    assert run_pyz(python, pyz, "uninstall", "--workspace", ws, env=env).returncode == 0

@@ -152,3 +152,12 @@ def test_pending_mam_new_is_reported_by_status_and_replaced_by_next_upgrade(ws, 
     assert run("upgrade", ws, v3).exit_code == 0
     assert (ws / "AGENT.md").read_bytes() == b"mine\n"
     assert (ws / "AGENT.md.mam-new").read_bytes() == b"# v3\n"
+
+
+def test_an_edit_to_a_file_that_did_not_change_between_versions_gets_no_mam_new(ws, releases):
+    run("install", ws, releases["1.0.0"])
+    (ws / ".env.example").write_bytes(b"MAM_TMUX_SOCKET=mine\n")  # identical in v1 and v2
+    assert run("install", ws, releases["1.0.0"]).exit_code == 0  # same version: a no-op
+    assert run("upgrade", ws, releases["2.0.0"]).exit_code == 0
+    assert (ws / ".env.example").read_bytes() == b"MAM_TMUX_SOCKET=mine\n"
+    assert not (ws / ".env.example.mam-new").exists()

@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from ._action import Action, Context
@@ -23,7 +23,25 @@ from ._sources import SourceSpec, Staged, stage_source
 from ._staging import Staging
 from ._transaction import recover, remove_state_dir, run_plan
 
+if TYPE_CHECKING:
+    from ._cmd_host import HostOptions  # _cmd_host imports this module
+
 Mode = Literal["install", "upgrade", "plan"]
+
+
+class LazyStaged:
+    """Stage and verify the source once, when something first needs its files."""
+
+    def __init__(self, source: SourceSpec, staging: Staging, feedback: ConsoleFeedback) -> None:
+        self.source, self.staging, self.feedback = source, staging, feedback
+        self._staged: Staged | None = None
+
+    def get(self) -> Staged:
+        if self._staged is None:
+            self._staged = stage_source(self.source, self.staging)
+            manifest = self._staged.payload.manifest
+            self.feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
+        return self._staged
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,7 @@ class InstallOptions:
     assume_yes: bool = False
     allow_downgrade: bool = False
     lock_timeout: float = 30.0
+    host: HostOptions | None = None  # None: --no-host
 
 
 def _check_version(previous: Receipt | None, new_version: str, allow_downgrade: bool) -> None:
@@ -171,40 +190,73 @@ def _report(plan: InstallPlan, layout: ScopeLayout, feedback: ConsoleFeedback) -
 
 
 def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, Any]:
-    """Run install/upgrade/plan; return the JSON result document (the CLI prints it)."""
+    """Run install/upgrade/plan for the workspace, then the host scope unless --no-host;
+    return the JSON result document (the CLI prints it)."""
     root = find_workspace(Path.cwd(), opts.workspace)
     read_only = opts.dry_run or opts.mode == "plan"
     _ensure_workspace(root, feedback, create=not read_only)
     layout = workspace_layout(root)
     with Staging() as staging:
+        stager = LazyStaged(opts.source, staging, feedback)
         if read_only:
-            staged = stage_source(opts.source, staging)
-            manifest = staged.payload.manifest
-            previous = read_receipt(layout.receipt)
-            if previous is not None and previous.run.status != "complete":
-                feedback.warn(f"{layout.receipt}: an interrupted run will be undone first")
-            _check_version(previous, manifest.version, opts.allow_downgrade)
-            plan = build_plan(layout, manifest, _source_record(opts, staged), previous, opts)
-            return _result(opts, layout, plan, applied=False)
-        created_state_dir = not layout.state_dir.exists()
-        _ensure_state_dir(layout)
-        try:
-            with lock_for(layout.lock, timeout=opts.lock_timeout):
-                plan, applied = _apply(opts, layout, staging, feedback)
-        except BaseException:
-            if created_state_dir and not layout.receipt.exists():
-                remove_state_dir(layout)  # a failed first install leaves no trace
-            raise
-    if not applied:
-        return _result(opts, layout, plan, applied=False)
-    _report(plan, layout, feedback)
-    groups = summarize(plan.actions)
-    feedback.info(
-        f"installed mam {plan.payload_version} into {root}: {len(groups['write'])} written, "
-        f"{len(groups['replace']) + len(groups['adopt'])} updated, {len(groups['beside'])} "
-        f"beside yours as {NEW_SUFFIX}, {len(groups['keep'])} left alone"
-    )
-    return _result(opts, layout, plan, applied=True)
+            plan, applied = _plan_only(opts, layout, stager, feedback), False
+        else:
+            plan, applied = _locked_apply(opts, layout, stager, feedback)
+            if applied:
+                _report(plan, layout, feedback)
+                groups = summarize(plan.actions)
+                feedback.info(
+                    f"installed mam {plan.payload_version} into {root}: "
+                    f"{len(groups['write'])} written, "
+                    f"{len(groups['replace']) + len(groups['adopt'])} updated, "
+                    f"{len(groups['beside'])} beside yours as {NEW_SUFFIX}, "
+                    f"{len(groups['keep'])} left alone"
+                )
+        document = _result(opts, layout, plan, applied=applied)
+        if opts.host is not None:
+            document["host"] = _run_host(opts, root, stager, staging, feedback)
+    return document
+
+
+def _run_host(
+    opts: InstallOptions,
+    root: Path,
+    stager: LazyStaged,
+    staging: Staging,
+    feedback: ConsoleFeedback,
+) -> dict[str, Any]:
+    from ._cmd_host import run_host_install
+    from ._detect import detect
+
+    assert opts.host is not None
+    host_opts = replace(opts.host, dry_run=opts.dry_run or opts.mode == "plan")
+    return run_host_install(stager.get(), staging, host_opts, feedback, detect(root))
+
+
+def _plan_only(
+    opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
+) -> InstallPlan:
+    staged = stager.get()
+    manifest = staged.payload.manifest
+    previous = read_receipt(layout.receipt)
+    if previous is not None and previous.run.status != "complete":
+        feedback.warn(f"{layout.receipt}: an interrupted run will be undone first")
+    _check_version(previous, manifest.version, opts.allow_downgrade)
+    return build_plan(layout, manifest, _source_record(opts, staged), previous, opts)
+
+
+def _locked_apply(
+    opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
+) -> tuple[InstallPlan, bool]:
+    created_state_dir = not layout.state_dir.exists()
+    _ensure_state_dir(layout)
+    try:
+        with lock_for(layout.lock, timeout=opts.lock_timeout):
+            return _apply(opts, layout, stager, feedback)
+    except BaseException:
+        if created_state_dir and not layout.receipt.exists():
+            remove_state_dir(layout)  # a failed first install leaves no trace
+        raise
 
 
 def _noop_plan(
@@ -230,7 +282,7 @@ def _noop_plan(
 
 
 def _apply(
-    opts: InstallOptions, layout: ScopeLayout, staging: Staging, feedback: ConsoleFeedback
+    opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
 ) -> tuple[InstallPlan, bool]:
     """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran)."""
     ctx = Context(root=layout.root, runner=SubprocessRunner(), feedback=feedback)
@@ -238,9 +290,8 @@ def _apply(
     previous = read_receipt(layout.receipt)
     plan = _noop_plan(opts, layout, previous)
     if plan is None:
-        staged = stage_source(opts.source, staging)
+        staged = stager.get()
         manifest = staged.payload.manifest
-        feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
         if opts.mode == "upgrade" and previous is None:
             feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
         _check_version(previous, manifest.version, opts.allow_downgrade)

@@ -143,8 +143,23 @@ class _Planner:
         elif ours is None and disk.sha256 in self.legacy.get(path, frozenset()):
             assert disk.sha256 is not None
             self._replace(entry, path, disk.sha256, adopted=True)
+        elif ours == new:
+            # The user edited it and our version did not change: there is nothing new to offer,
+            # so no `.mam-new` (a re-install of the same version stays a no-op).
+            self._keep(path, "user-edited", disk_sha256=disk.sha256)
+            self._carry_pending(entry)
         else:
             self._beside(entry, "user-edited", disk.sha256)
+
+    def _carry_pending(self, entry: PlannedFile) -> None:
+        """Keep a `.mam-new` of ours that still waits for the user in our care."""
+        new_path = entry.path + NEW_SUFFIX
+        ours = self._ours(new_path)
+        if ours is None:
+            return
+        disk = fsops.inspect(self.root, new_path)
+        if disk.kind == "file" and disk.sha256 == ours:
+            self._keep(new_path, "pending", disk_sha256=ours, owned_sha256=ours)
 
     def _write(self, entry: PlannedFile, path: str, reason: str) -> None:
         self.actions.append(

@@ -176,9 +176,19 @@ def install_options(func: F) -> F:
 
 
 def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[dict[str, Any], int]:
+    from ._cmd_host import HostOptions
     from ._cmd_install import InstallOptions, run_install
     from ._sources import SourceSpec
 
+    host_options = HostOptions(
+        no_units=kw["no_units"],
+        no_modify_path=kw["no_modify_path"],
+        enable_units=kw["enable_units"],
+        dry_run=kw["dry_run"],
+        assume_yes=kw["assume_yes"],
+        lock_timeout=kw["lock_timeout"],
+        allow_downgrade=kw["allow_downgrade"],
+    )
     opts = InstallOptions(
         mode=mode,  # type: ignore[arg-type]
         workspace=kw["workspace"],
@@ -187,15 +197,21 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
         assume_yes=kw["assume_yes"],
         allow_downgrade=kw["allow_downgrade"],
         lock_timeout=kw["lock_timeout"],
+        host=None if kw["no_host"] else host_options,
     )
     document = run_install(opts, feedback)
+    host = document.get("host")
     if (opts.dry_run or mode == "plan") and not settings.json_mode:
-        for step in document["steps"]:
-            click.echo(step, err=True)
-        if not document["steps"]:
-            click.echo("Nothing to do: the workspace is up to date.", err=True)
+        for scope, steps in (("workspace", document["steps"]), ("host", (host or {}).get("steps"))):
+            if steps is None:
+                continue
+            click.echo(f"{scope}:", err=True)
+            for step in steps or ["nothing to do: up to date"]:
+                click.echo(f"  {step}", err=True)
     if mode == "plan" and settings.json_mode:
-        return document["plan"], 0
+        # The machine form of the plan: the workspace InstallPlan, and the host one beside it.
+        plan: dict[str, Any] = document["plan"]
+        return ({**plan, "host_plan": host.get("plan")} if host else plan), 0
     return document, 0
 
 
@@ -225,6 +241,12 @@ def plan(**kw: Any) -> tuple[dict[str, Any], int]:
 
 @main.command()
 @workspace_option
+@click.option(
+    "--host",
+    "host_scope",
+    is_flag=True,
+    help="Remove the per-user tools, units and PATH blocks instead of a workspace.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
 @click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
 @lock_timeout_option
@@ -233,14 +255,20 @@ def uninstall(
     feedback: Any,
     settings: Settings,
     workspace: Path | None,
+    host_scope: bool,
     dry_run: bool,
     assume_yes: bool,
     lock_timeout: float,
 ) -> tuple[dict[str, Any], int]:
     """Remove what the receipt says mam-install wrote and you did not change."""
-    from ._cmd_remove import run_uninstall
+    if host_scope:
+        from ._cmd_host import run_host_uninstall
 
-    document = run_uninstall(workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout)
+        document = run_host_uninstall(feedback, dry_run=dry_run, lock_timeout=lock_timeout)
+    else:
+        from ._cmd_remove import run_uninstall
+
+        document = run_uninstall(workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout)
     if dry_run and not settings.json_mode:
         for step in document["steps"]:
             click.echo(step, err=True)

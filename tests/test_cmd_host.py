@@ -231,7 +231,7 @@ def test_an_upgrade_replaces_pristine_tools_and_keeps_an_edited_one(host_release
     tools = home / ".local/share/mam/bin"
     (tools / "lib.sh").write_bytes(b"# my lib\n")
     holder_v1 = (tools / "mam-tmux-holder.sh").read_bytes()
-    document, feedback = install(host_release["2.0.0"], host, runner)
+    document, _feedback = install(host_release["2.0.0"], host, runner)
     assert (tools / "mam-tmux-holder.sh").read_bytes() == holder_v1 + b"# v2\n"
     assert (tools / "lib.sh").read_bytes() == b"# my lib\n"
     assert document["files"][str(tools / "mam-tmux-holder.sh")] == "replaced"

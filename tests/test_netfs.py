@@ -426,8 +426,18 @@ def test_permission_denied_stops_the_walk_and_reports_unknown(locked_dir: Path) 
     python = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
     if python is None:
         pytest.skip("no system python3 that an unprivileged user can run")
+    # A copy of the package nobody can read, wherever the checkout lives (CI clones into 0700
+    # directories).
+    readable = locked_dir / "pkg"
+    shutil.copytree(
+        INSTALLER / "mam_install",
+        readable / "mam_install",
+        ignore=shutil.ignore_patterns("_data", "__pycache__"),
+    )
+    for path in [readable, *readable.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     proc = subprocess.run(
-        [python, "-c", _PERMISSION_PROBE, str(INSTALLER), str(target)],
+        [python, "-c", _PERMISSION_PROBE, str(readable), str(target)],
         user=65534,
         group=65534,
         capture_output=True,

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from ._archive import extract_verified
 from ._errors import IntegrityError
 from ._hashing import CHUNK_SIZE
-from ._manifest import Manifest, ManifestFile
+from ._manifest import ArchiveRef, Manifest, ManifestFile
 
 # Fixed names inside a staging directory, whatever the release calls its files: a name chosen by
 # a manifest or a user can never collide with another staged file.
@@ -73,6 +73,12 @@ def copy_capped(source: BinaryIO, dest: Path, limit: int, origin: str) -> tuple[
     return digest.hexdigest(), size
 
 
+def _archive_ref(manifest: Manifest, origin: str) -> ArchiveRef:
+    if manifest.archive is None:
+        raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
+    return manifest.archive
+
+
 def stage_archive(
     source: BinaryIO,
     manifest: Manifest,
@@ -81,11 +87,8 @@ def stage_archive(
     unlisted: list[str] | None = None,
 ) -> StagedPayload:
     """Copy the archive into staging, check its size and hash, then unpack and check every file."""
-    ref = manifest.archive
-    if ref is None:
-        raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
     archive = staging.path / ARCHIVE_NAME
-    sha256, size = copy_capped(source, archive, ref.size, origin)
+    sha256, size = copy_capped(source, archive, _archive_ref(manifest, origin).size, origin)
     return unpack_staged(archive, sha256, size, manifest, staging, origin, unlisted)
 
 
@@ -99,9 +102,7 @@ def unpack_staged(
     unlisted: list[str] | None = None,
 ) -> StagedPayload:
     """Unpack an archive already copied into staging, once its size and hash match the manifest."""
-    ref = manifest.archive
-    if ref is None:
-        raise IntegrityError(f"{origin}: the manifest names no archive hash; refusing to install")
+    ref = _archive_ref(manifest, origin)
     if size != ref.size:
         raise IntegrityError(f"{origin}: {size} bytes, the manifest says {ref.size}; refusing")
     if sha256 != ref.sha256:

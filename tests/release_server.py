@@ -137,10 +137,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hang up on the endless and stalling behaviours on purpose
+
+
 @contextlib.contextmanager
 def running_server(tls: tuple[Path, Path] | None = None) -> Iterator[ReleaseServer]:
     """Serve on an ephemeral port of 127.0.0.1 (over TLS with ``(cert, key)``) until exit."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     scheme = "http"
     if tls is not None:

@@ -144,7 +144,13 @@ def main() -> int:
     )
 
     shutil.rmtree(work, ignore_errors=True)
-    print(f"Python {sys.version.split()[0]} ({python}), {args.runs} runs each, medians")
+    version_of = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"Python {version_of} ({python}), {args.runs} runs each, medians")
     print("| measure | mam-install | peer | ratio | budget |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))

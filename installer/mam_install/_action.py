@@ -82,8 +82,10 @@ class Action:
         return self.state in ("uncompleted", "progress")
 
     def to_json(self) -> dict[str, Any]:
+        # Every field is a JSON scalar: a shallow copy is enough (asdict's deep copy is not free,
+        # and the receipt is rewritten after every state change).
         doc: dict[str, Any] = {"tag": self.tag}
-        doc.update(dataclasses.asdict(self))
+        doc.update((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
         return doc
 
 

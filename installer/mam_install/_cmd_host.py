@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from ._file_actions import KeepFile, RemoveFile
 from ._file_planner import plan_uninstall
 from ._host_actions import AddRcBlock, RemoveRcBlock, RunCommand
 from ._host_layout import HostLayout, host_layout
+from ._host_options import HostOptions
 from ._host_planner import host_settings, plan_host, start_hints
 from ._lock import WorkspaceLock
 from ._plan import InstallPlan, Receipt, read_receipt
@@ -29,17 +29,6 @@ from ._transaction import recover, remove_state_dir, run_plan
 __all__ = ["HostOptions", "describe", "run_host_install", "run_host_uninstall"]
 
 _UNIT_SUFFIXES = (".service", ".socket", ".timer")
-
-
-@dataclass(frozen=True)
-class HostOptions:
-    no_units: bool = False
-    no_modify_path: bool = False
-    enable_units: bool = False
-    dry_run: bool = False
-    assume_yes: bool = False
-    lock_timeout: float = 30.0
-    allow_downgrade: bool = False
 
 
 def _layout_for(host: Host) -> HostLayout:

@@ -24,7 +24,7 @@ from ._staging import Staging
 from ._transaction import recover, remove_state_dir, run_plan
 
 if TYPE_CHECKING:
-    from ._cmd_host import HostOptions  # _cmd_host imports this module
+    from ._host_options import HostOptions
 
 Mode = Literal["install", "upgrade", "plan"]
 

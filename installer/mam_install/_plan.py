@@ -111,8 +111,16 @@ class Receipt:
 
 
 def write_receipt(path: Path, receipt: Receipt, *, durable: bool = True) -> None:
-    """Rewrite the receipt atomically (``durable=False`` skips the fsyncs; see _transaction)."""
-    data = json.dumps(receipt.to_json(), indent=1, sort_keys=True).encode() + b"\n"
+    """Rewrite the receipt atomically (``durable=False`` skips the fsyncs; see _transaction).
+
+    The durable writes (a run's first and last) are indented for people; the ones in between
+    are compact, which lets json use its C encoder.
+    """
+    doc = receipt.to_json()
+    if durable:
+        data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+    else:
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     write_atomic(path, data, 0o644, durable=durable)
 
 

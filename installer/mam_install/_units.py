@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Literal
-from xml.sax.saxutils import escape
 
 from ._errors import IntegrityError, PlatformError
 
@@ -25,7 +24,14 @@ _PLACEHOLDER = re.compile(rb"@([A-Z][A-Z0-9_]*)@")
 _MAM_PLACEHOLDER = re.compile(rb"@(MAM_[A-Z0-9_]+)@")
 _SYSTEMD_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount")
 _SYSTEMD_UNSAFE = re.compile(r"[\s\"'\\$;]")
-_XML_QUOTES = {'"': "&quot;", "'": "&apos;"}
+_XML_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&apos;"))
+
+
+def _xml_escape(value: str) -> str:
+    """What xml.sax.saxutils.escape does with quotes, without importing urllib for it."""
+    for raw, entity in _XML_ENTITIES:
+        value = value.replace(raw, entity)
+    return value
 
 
 class UnsafeValue(PlatformError):
@@ -45,7 +51,7 @@ def _escape(name: str, value: str, fmt: TemplateFormat, origin: str) -> str:
     if "\n" in value or "\r" in value or "\x00" in value:
         raise UnsafeValue(f"{origin}: the value of @{name}@ ({value!r}) holds a line break")
     if fmt == "plist":
-        return escape(value, _XML_QUOTES)
+        return _xml_escape(value)
     if fmt == "systemd":
         bad = _SYSTEMD_UNSAFE.search(value)
         if bad is not None:

@@ -176,8 +176,8 @@ def install_options(func: F) -> F:
 
 
 def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[dict[str, Any], int]:
-    from ._cmd_host import HostOptions
     from ._cmd_install import InstallOptions, run_install
+    from ._host_options import HostOptions
     from ._sources import SourceSpec
 
     host_options = HostOptions(

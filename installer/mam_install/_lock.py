@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +28,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _hostname() -> str:
+    import socket  # only the network-filesystem lock needs it
+
+    return socket.gethostname()
+
+
 def _read_owner(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -43,7 +48,7 @@ def _is_stale(content: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    return host == socket.gethostname() and not _pid_alive(pid)
+    return host == _hostname() and not _pid_alive(pid)
 
 
 class WorkspaceLock:
@@ -108,7 +113,7 @@ class WorkspaceLock:
 
     def _acquire_exclusive_file(self, deadline: float) -> None:
         path = self._exclusive_path()
-        me = f"{socket.gethostname()} {os.getpid()}\n".encode()
+        me = f"{_hostname()} {os.getpid()}\n".encode()
         while True:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

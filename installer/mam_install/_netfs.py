@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import re
 import sys
 import threading
@@ -328,7 +327,11 @@ def probe_filesystem(
     system = (system or sys.platform).lower()
     if system.startswith("freebsd"):
         system = "freebsd"
-    machine = (machine or platform.machine()).lower()
+    if machine is None and system in ("darwin", "freebsd"):
+        import platform  # only the statfs probes need it
+
+        machine = platform.machine()
+    machine = (machine or "").lower()
     chosen_runner: CommandRunner = runner if runner is not None else SubprocessRunner()
     outcome: list[FsInfo] = []
     failure: list[BaseException] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +44,8 @@ class SubprocessRunner:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> Completed:
+        import subprocess  # here: most runs never start a command
+
         args = tuple(argv)
         try:
             proc = subprocess.run(

@@ -275,6 +275,14 @@ def run_host_install(
     _report(plan, feedback)
     for hint in start_hints(host, layout, plan.actions):
         feedback.info(hint)
+    settings = layout.config_dir / "mqtt.env"
+    if layout.unit_kind is not None and not settings.exists():
+        # The monitor unit reads its secrets from there; they are the user's to write.
+        feedback.info(
+            f"the MQTT monitor reads MAM_HMAC_KEY and the broker settings from {settings}: "
+            f"create it with `install -m 600 /dev/null {settings}` and fill it in "
+            "(every variable is described in the workspace's .env.example)"
+        )
     groups = summarize(plan.actions)
     blocks = [a for a in plan.actions if isinstance(a, AddRcBlock) and not a.carried
               and a.state == "completed"]

@@ -254,7 +254,11 @@ def test_get_mam_piped_into_python_downloads_checks_and_runs_the_real_pyz(pyz, t
     assert b"mam-install " not in tampered.stdout
 
 
-def test_host_scope_round_trip_through_the_built_pyz(pyz, shiv_root, tmp_path):
+@pytest.mark.parametrize(
+    "python",
+    sorted({SUPPORTED[0][1], Path(sys.executable)}) if SUPPORTED else [Path(sys.executable)],
+)
+def test_host_scope_round_trip_through_the_built_pyz(python, pyz, shiv_root, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     rc_files = {".profile": b"# my profile\nexport EDITOR=vi\n", ".bashrc": b"alias ll='ls -l'"}
@@ -263,7 +267,6 @@ def test_host_scope_round_trip_through_the_built_pyz(pyz, shiv_root, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "SHIV_"))}
     env.update(HOME=str(home), SHELL="/bin/bash", SHIV_ROOT=str(shiv_root))
     env.pop("ZDOTDIR", None)
-    python = Path(sys.executable)
     ws = tmp_path / "ws"
     for _ in range(2):
         done = run_pyz(python, pyz, "install", "-y", "--workspace", ws, env=env)

@@ -18,12 +18,13 @@ from ._file_planner import plan_uninstall
 from ._host_actions import AddRcBlock, RemoveRcBlock, RunCommand
 from ._host_layout import HostLayout, host_layout
 from ._host_options import HostOptions
-from ._host_planner import host_settings, plan_host, start_hints
+from ._host_planner import host_settings, plan_host
 from ._lock import WorkspaceLock
 from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import CommandRunner, SubprocessRunner
 from ._sources import Staged
 from ._staging import Staging
+from ._start_hints import start_hints
 from ._transaction import recover, remove_state_dir, run_plan
 
 __all__ = ["HostOptions", "describe", "run_host_install", "run_host_uninstall"]

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from ._action import Action
 from ._detect import Host
-from ._file_actions import KeepFile, RemoveFile, ReplaceFile, WriteFile, owned_key
+from ._env_scripts import env_fish, env_sh, fish_conf
+from ._file_actions import RemoveFile, ReplaceFile, WriteFile, owned_key
 from ._file_planner import PlannedFile, Previous, plan_files
 from ._host_actions import AddRcBlock, RunCommand
 from ._host_layout import HostLayout, UnitKind
@@ -36,7 +37,6 @@ __all__ = [
     "HostPlanOptions",
     "host_settings",
     "plan_host",
-    "start_hints",
     "template_values",
 ]
 
@@ -106,50 +106,6 @@ def _rel(path: Path) -> str:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sh_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def _fish_quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def env_sh(tools_dir: Path) -> bytes:
-    quoted = _sh_quote(str(tools_dir))
-    return (
-        "# mam: puts mam's per-user tools on PATH, once. Written by mam-install and sourced by\n"
-        "# the `# >>> mam >>>` block in your shell rc files; `mam-install uninstall --host`\n"
-        "# removes both.\n"
-        "# shellcheck shell=sh\n"
-        'case ":${PATH-}:" in\n'
-        f"    *:{quoted}:*) ;;\n"
-        f'    *) PATH={quoted}${{PATH:+":$PATH"}}; export PATH ;;\n'
-        "esac\n"
-    ).encode()
-
-
-def env_fish(tools_dir: Path) -> bytes:
-    quoted = _fish_quote(str(tools_dir))
-    return (
-        "# mam: puts mam's per-user tools on PATH, once. Written by mam-install;\n"
-        "# `mam-install uninstall --host` removes it.\n"
-        f"if not contains -- {quoted} $PATH\n"
-        f"    set -gx PATH {quoted} $PATH\n"
-        "end\n"
-    ).encode()
-
-
-def fish_conf(env_script: Path) -> bytes:
-    quoted = _fish_quote(str(env_script))
-    return (
-        "# mam: puts mam's per-user tools on PATH. Written by mam-install;\n"
-        "# `mam-install uninstall --host` removes it.\n"
-        f"if test -f {quoted}\n"
-        f"    source {quoted}\n"
-        "end\n"
-    ).encode()
 
 
 def tmux_socket(env: Mapping[str, str]) -> str:
@@ -501,49 +457,3 @@ def plan_host(
             f"({layout.state_dir_reason})"
         )
     return actions, planner.sources
-
-
-def start_hints(host: Host, layout: HostLayout, actions: list[Action]) -> list[str]:
-    """How to start the units by hand, where this run did not (exact commands)."""
-    kind, units_dir = layout.unit_kind, layout.units_dir
-    holder_script = shlex.quote(str(layout.tools_dir / "mam-tmux-holder.sh"))
-    by_hand = (
-        f"MAM_TMUX_SOCKET={shlex.quote(tmux_socket(os.environ))} nohup {holder_script} "
-        ">/dev/null 2>&1 &"
-    )
-    if kind is None or units_dir is None:
-        return [f"there is no systemd or launchd here; start mam's tmux server with `{by_hand}`"]
-    holder = HOLDER_UNITS[kind]
-    installed = any(
-        isinstance(a, (WriteFile, ReplaceFile, KeepFile))
-        and a.owned() is not None
-        and a.owned()[0].endswith("/" + holder)  # type: ignore[index]
-        for a in actions
-    )
-    enabled = any(
-        isinstance(a, RunCommand) and a.state == "completed" and "daemon-reload" not in a.argv
-        for a in actions
-    )
-    if not installed or enabled:
-        return []
-    if kind == "launchd":
-        domain = host.launchd_domain or f"gui/{host.uid}"
-        plist = shlex.quote(str(units_dir / holder))
-        return [f"to start mam's tmux server now: `launchctl bootstrap {domain} {plist}` "
-                "(launchd also starts it at your next login)"]
-    enable = f"systemctl --user enable --now {holder}"
-    if host.systemd_user_usable:
-        return [f"to start mam's tmux server now and at every login: `{enable}` "
-                "(or install with --enable-units)"]
-    if host.init == "systemd-user":
-        hint = (
-            f"the systemd user manager cannot be reached from here ({host.init_reason}); "
-            f"from a login session run `systemctl --user daemon-reload && {enable}`"
-        )
-        if host.lingering is False and host.user:
-            hint += f", and `loginctl enable-linger {host.user}` to keep it after you log out"
-        return [hint]
-    return [
-        f"systemd is not running here ({host.init_reason}); the units in {units_dir} wait "
-        f"for it. Start mam's tmux server by hand with `{by_hand}`"
-    ]

@@ -173,6 +173,7 @@ def test_a_wrong_commit_or_a_bare_tag_is_refused(git_repo, tmp_path):
         "--allow-unpinned",
     )
     assert allowed.exit_code == 0
+    assert "not pinned" in allowed.stderr
     assert tree(ws) == V1
 
 

@@ -41,6 +41,12 @@ class LazyStaged:
             self._staged = stage_source(self.source, self.staging)
             manifest = self._staged.payload.manifest
             self.feedback.detail(f"verified {len(manifest.files)} files of mam {manifest.version}")
+            if self._staged.record.get("pinned") is False:
+                self.feedback.warn(
+                    f"{self.source.location} is not pinned to a commit: it resolved to "
+                    f"{self._staged.record.get('commit')}, which the receipt records; pin that "
+                    "commit to install the same thing again"
+                )
         return self._staged
 
 

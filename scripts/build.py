@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 import zipfile
 from pathlib import Path
@@ -26,7 +27,9 @@ sys.path.insert(0, str(ROOT / "installer"))
 from payload_archive import build_payload, read_version  # noqa: E402
 
 PACKAGE = ROOT / "installer" / "mam_install"
-BUILD = ROOT / "build"
+# The build venv and the unpacked dependencies are cached here, keyed by the lock files' hashes;
+# MAM_BUILD_DIR shares one cache between checkouts (the reproducibility test uses it).
+BUILD = Path(os.environ.get("MAM_BUILD_DIR") or ROOT / "build")
 ENTRY_POINT = "mam_install.cli:main"
 SHEBANG = "/usr/bin/env python3"
 
@@ -58,10 +61,23 @@ def source_info() -> dict[str, str] | None:
     ref = git("describe", "--tags", "--exact-match") or git("rev-parse", "--abbrev-ref", "HEAD")
     if git("status", "--porcelain", "--", "payload", "installer", "scripts", "checksums"):
         ref = f"{ref}+dirty"  # the tree differs from the commit: say so rather than pretend
-    repository = os.environ.get("MAM_RELEASE_REPOSITORY") or git(
-        "config", "--get", "remote.origin.url"
+    repository = os.environ.get("MAM_RELEASE_REPOSITORY") or public_url(
+        git("config", "--get", "remote.origin.url")
     )
-    return {"repository": repository or "local", "ref": ref or "HEAD", "commit": commit}
+    return {"repository": repository, "ref": ref or "HEAD", "commit": commit}
+
+
+def public_url(remote: str | None) -> str:
+    """The remote as it may be published: no credentials, and "local" for a path on this
+    machine (which would also make two clones of one commit build different manifests)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not remote or "://" not in remote or remote.startswith("file://"):
+        return "local" if not remote or "@" not in remote else remote.split("@", 1)[-1]
+    parts = urlsplit(remote)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def run(argv: list[str], **kwargs: object) -> None:
@@ -77,6 +93,7 @@ def lock_digest(*names: str) -> str:
 
 def build_venv() -> Path:
     """A venv with shiv from checksums/build-requirements.txt, kept while the lock is unchanged."""
+    BUILD.mkdir(parents=True, exist_ok=True)
     path = BUILD / f"venv-{lock_digest('build-requirements.txt')}"
     python = path / "bin" / "python"
     if not (path / "bin" / "shiv").exists():
@@ -138,9 +155,9 @@ def write_embedded_data(target: Path, archive: Path, manifest: Path) -> None:
 
 
 def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
-    staging = BUILD / "pyz-site"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(site, staging)
+    # A fresh directory per build, so concurrent builds sharing MAM_BUILD_DIR never collide.
+    staging = Path(tempfile.mkdtemp(prefix="pyz-site-", dir=BUILD))
+    shutil.copytree(site, staging, dirs_exist_ok=True)
     shutil.copytree(
         PACKAGE, staging / "mam_install", ignore=shutil.ignore_patterns("__pycache__", "_data")
     )
@@ -243,7 +260,10 @@ def main() -> int:
     build = build_venv()
     site = assemble_site(runtime_site(build / "bin" / "python"), archive, manifest)
     pyz = dist / "mam-install.pyz"
-    build_pyz(build, site, pyz, epoch)
+    try:
+        build_pyz(build, site, pyz, epoch)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
     names = [pyz.name, archive.name, manifest.name]
     get_mam = write_get_mam(dist, version, pyz, args.base_url.format(version=version))
     if get_mam:

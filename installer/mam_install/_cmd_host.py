@@ -10,8 +10,9 @@ from typing import Any
 from . import __version__
 from ._action import Action, Context
 from ._cmd_install import summarize
+from ._confirm import confirm
 from ._detect import Host
-from ._errors import ConflictError, ReceiptError, UsageError
+from ._errors import ConflictError, ReceiptError, RevertIncomplete, UsageError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile, RemoveFile
 from ._file_planner import plan_uninstall
@@ -19,13 +20,13 @@ from ._host_actions import AddRcBlock, RemoveRcBlock, RunCommand
 from ._host_layout import HostLayout, host_layout
 from ._host_options import HostOptions
 from ._host_planner import host_settings, plan_host
-from ._lock import WorkspaceLock
+from ._lock import lock_for
 from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import CommandRunner, SubprocessRunner
 from ._sources import Staged
 from ._staging import Staging
 from ._start_hints import start_hints
-from ._transaction import recover, remove_state_dir, run_plan
+from ._transaction import keep_what_is_left, recover, remove_state_dir, run_plan
 
 __all__ = ["HostOptions", "describe", "run_host_install", "run_host_uninstall"]
 
@@ -60,18 +61,6 @@ def _is_downgrade(previous: Receipt | None, version: str) -> bool:
         return Version(version) < Version(previous.plan.payload_version)
     except InvalidVersion:
         return False
-
-
-def _confirm(plan: InstallPlan, options: HostOptions, feedback: ConsoleFeedback) -> None:
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
-    if options.assume_yes or not interactive or plan.is_noop:
-        return
-    import click
-
-    for action in plan.pending():
-        feedback.info(f"  {describe(action)}")
-    if not click.confirm("Apply these changes to your user account?", default=True):
-        raise UsageError("cancelled; nothing was changed on the host")
 
 
 def describe(action: Action) -> str:
@@ -245,7 +234,7 @@ def run_host_install(
         return _result("install", plan, layout, list(plan.pending()), applied=False, dry_run=True)
     created = _ensure_data_dir(layout)
     try:
-        with WorkspaceLock(scope.lock, timeout=options.lock_timeout):
+        with lock_for(scope.lock, timeout=options.lock_timeout):
             ctx = Context(root=layout.data_dir, runner=runner, feedback=feedback)
             recover(scope, ctx)
             previous = read_receipt(scope.receipt)
@@ -259,7 +248,12 @@ def run_host_install(
             plan, sources = _build_plan(
                 host, staged, layout, previous, options, render_dir, feedback
             )
-            _confirm(plan, options, feedback)
+            confirm(
+            [describe(a) for a in plan.pending()],
+            "Apply these changes to your user account?",
+            assume_yes=options.assume_yes,
+            feedback=feedback,
+        )
             if plan.is_noop and previous is not None and previous.run.status == "complete":
                 feedback.info(f"mam {version} is already installed for this user; nothing to do")
                 return _result("install", plan, layout, [], applied=False, dry_run=False)
@@ -347,6 +341,7 @@ def run_host_uninstall(
     lock_timeout: float,
     runner: CommandRunner | None = None,
     host: Host | None = None,
+    assume_yes: bool = False,
 ) -> dict[str, Any]:
     """Revert the host receipt: units, tools and env scripts only while pristine, every rc
     block so each rc file is byte for byte as before, then the receipt itself."""
@@ -372,7 +367,7 @@ def run_host_uninstall(
         document.pop("plan")
         return document
     ctx = Context(root=layout.data_dir, runner=runner, feedback=feedback)
-    with WorkspaceLock(scope.lock, timeout=lock_timeout):
+    with lock_for(scope.lock, timeout=lock_timeout):
         recover(scope, ctx)
         receipt = read_receipt(scope.receipt)
         if receipt is None:
@@ -384,7 +379,18 @@ def run_host_uninstall(
             actions=_uninstall_actions(receipt, usable),
         )
         pending = list(plan.pending())
-        run_plan(plan, scope, ctx, receipt)
+        confirm(
+            [describe(a) for a in pending],
+            "Remove mam's tools, units and PATH blocks from your user account?",
+            assume_yes=assume_yes,
+            feedback=feedback,
+        )
+        try:
+            # DESIGN §8: uninstall continues past errors and says what is left (exit 8).
+            run_plan(plan, scope, ctx, receipt, keep_going=True)
+        except RevertIncomplete:
+            keep_what_is_left(receipt, plan, scope)
+            raise
     kept = [describe(a) for a in plan.actions if a.state == "skipped"]
     for line in kept:
         feedback.warn(line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from ._action import Action, Context
+from ._confirm import confirm
 from ._errors import ConflictError, IntegrityError, UsageError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile, ReplaceFile, WriteFile
@@ -163,18 +163,6 @@ def summarize(actions: list[Action]) -> dict[str, list[str]]:
     return groups
 
 
-def _confirm(plan: InstallPlan, opts: InstallOptions, feedback: ConsoleFeedback) -> None:
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
-    if opts.assume_yes or not interactive or plan.is_noop:
-        return
-    import click
-
-    for action in plan.pending():
-        feedback.info(f"  {action.describe_execute()}")
-    if not click.confirm(f"Apply these changes to {plan.settings['workspace']}?", default=True):
-        raise UsageError("cancelled; nothing was changed")
-
-
 def _report(plan: InstallPlan, layout: ScopeLayout, feedback: ConsoleFeedback) -> None:
     for action in plan.actions:
         if isinstance(action, KeepFile) and action.new_path:
@@ -302,7 +290,12 @@ def _apply(
             feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
         _check_version(previous, manifest.version, opts.allow_downgrade)
         plan = build_plan(layout, manifest, _source_record(opts, staged), previous, opts)
-        _confirm(plan, opts, feedback)
+        confirm(
+            [a.describe_execute() for a in plan.pending()],
+            f"Apply these changes to {layout.root}?",
+            assume_yes=opts.assume_yes,
+            feedback=feedback,
+        )
         ctx = replace(ctx, sources=_sources_of(staged))
     if plan.is_noop and previous is not None and previous.run.status == "complete":
         feedback.info(

@@ -6,19 +6,24 @@ from pathlib import Path
 from typing import Any
 
 from ._action import Context
+from ._confirm import confirm
 from ._errors import ReceiptError, RevertIncomplete
 from ._feedback import ConsoleFeedback
-from ._file_actions import RemoveFile, owned_key
 from ._file_planner import plan_uninstall
-from ._layout import ScopeLayout, find_workspace, workspace_layout
+from ._layout import find_workspace, workspace_layout
 from ._lock import lock_for
-from ._plan import InstallPlan, Receipt, read_receipt, write_receipt
+from ._plan import InstallPlan, read_receipt
 from ._runner import SubprocessRunner
-from ._transaction import recover, remove_state_dir, rollback_last, run_plan
+from ._transaction import keep_what_is_left, recover, remove_state_dir, rollback_last, run_plan
 
 
 def run_uninstall(
-    workspace: Path | None, feedback: ConsoleFeedback, *, dry_run: bool, lock_timeout: float
+    workspace: Path | None,
+    feedback: ConsoleFeedback,
+    *,
+    dry_run: bool,
+    lock_timeout: float,
+    assume_yes: bool = False,
 ) -> dict[str, Any]:
     root = find_workspace(Path.cwd(), workspace)
     layout = workspace_layout(root)
@@ -37,6 +42,13 @@ def run_uninstall(
         receipt = read_receipt(layout.receipt)
         if receipt is None:
             raise ReceiptError(f"no receipt at {layout.receipt} after undoing an interrupted run")
+        actions = plan_uninstall(root, receipt)
+        confirm(
+            [a.describe_execute() for a in actions if a.needs_execute],
+            f"Remove mam {receipt.plan.payload_version} from {root}?",
+            assume_yes=assume_yes,
+            feedback=feedback,
+        )
         plan = InstallPlan(
             scope="workspace",
             installer_version=receipt.plan.installer_version,
@@ -44,12 +56,12 @@ def run_uninstall(
             source=receipt.plan.source,
             settings=receipt.plan.settings,
             host=receipt.plan.host,
-            actions=plan_uninstall(root, receipt),
+            actions=actions,
         )
         try:
             run_plan(plan, layout, ctx, receipt, keep_going=True)
         except RevertIncomplete:
-            _keep_what_is_left(receipt, plan, layout)
+            keep_what_is_left(receipt, plan, layout)
             raise
         kept = [a.describe_execute() for a in plan.actions if a.state == "skipped"]
         for line in kept:
@@ -63,20 +75,6 @@ def run_uninstall(
         "removed": [getattr(a, "path", "") for a in plan.actions if a.tag == "remove_file"],
         "kept": kept,
     }
-
-
-def _keep_what_is_left(installed: Receipt, removal: InstallPlan, layout: ScopeLayout) -> None:
-    """After a partial uninstall, the receipt keeps exactly the files that are still ours."""
-    removed = {
-        owned_key(a.path, a.base)
-        for a in removal.actions
-        if isinstance(a, RemoveFile) and a.state == "completed"
-    }
-    for action in installed.plan.actions:
-        pair = action.owned()
-        if action.state == "completed" and pair is not None and pair[0] in removed:
-            action.state = "uncompleted"
-    write_receipt(layout.receipt, installed)
 
 
 def run_rollback(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ._action import Action, Context
 from ._errors import ActionFailed, MamError, ReceiptError, RevertIncomplete
+from ._file_actions import RemoveFile, owned_key
 from ._layout import ScopeLayout
 from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
 
@@ -219,6 +220,20 @@ def run_plan(
             "and run the command again"
         )
     return receipt
+
+
+def keep_what_is_left(installed: Receipt, removal: InstallPlan, layout: ScopeLayout) -> None:
+    """After a partial uninstall, the receipt keeps exactly the files that are still ours."""
+    removed = {
+        owned_key(a.path, a.base)
+        for a in removal.actions
+        if isinstance(a, RemoveFile) and a.state == "completed"
+    }
+    for action in installed.plan.actions:
+        pair = action.owned()
+        if action.state == "completed" and pair is not None and pair[0] in removed:
+            action.state = "uncompleted"
+    write_receipt(layout.receipt, installed)
 
 
 def remove_state_dir(layout: ScopeLayout) -> None:

@@ -264,11 +264,15 @@ def uninstall(
     if host_scope:
         from ._cmd_host import run_host_uninstall
 
-        document = run_host_uninstall(feedback, dry_run=dry_run, lock_timeout=lock_timeout)
+        document = run_host_uninstall(
+            feedback, dry_run=dry_run, lock_timeout=lock_timeout, assume_yes=assume_yes
+        )
     else:
         from ._cmd_remove import run_uninstall
 
-        document = run_uninstall(workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout)
+        document = run_uninstall(
+            workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout, assume_yes=assume_yes
+        )
     if dry_run and not settings.json_mode:
         for step in document["steps"]:
             click.echo(step, err=True)

@@ -1,4 +1,5 @@
-"""Our own archive extraction: hostile members refused (exit 5), unlisted ones ignored."""
+"""Our own archive extraction: hostile members refused (exit 5), unlisted payload files too;
+unlisted metadata outside the payload is skipped."""
 
 from __future__ import annotations
 
@@ -136,19 +137,39 @@ def test_genuine_archive_from_the_release_scripts_extracts_every_listed_file(box
     assert box.extracted() == {f.member for f in FILES}
 
 
-def test_unlisted_members_are_ignored_not_extracted(box: Sandbox) -> None:
-    extra = [
+@pytest.mark.parametrize(
+    "extra",
+    [
         Member("workspace/.agents/extra.sh", b"#!/bin/sh\nrm -rf ~\n", mode=0o755),
         Member("workspace/.git/config", b"[core]\n\thooksPath = /tmp/evil\n"),
         Member("workspace/README.md", b"not ours\n"),
         Member("host/tools/unlisted", b"x"),
+    ],
+    ids=lambda m: m.name,
+)
+def test_an_unlisted_payload_file_refuses_the_archive(box: Sandbox, extra: Member) -> None:
+    message = box.refuse(tar_gz([*genuine_members(), extra]))
+    assert extra.name in message and "not in the manifest" in message
+
+
+def test_unlisted_metadata_and_directories_are_skipped_and_collected_for_verify(
+    box: Sandbox,
+) -> None:
+    extra = [
+        Member("SIGNATURES", b"metadata a later release may add\n"),
         Member("workspace/.agents/extra-dir", kind=tarfile.DIRTYPE, mode=0o755),
     ]
-    box.write(tar_gz(extra[:2] + genuine_members() + extra[2:]))
+    box.write(tar_gz(extra[:1] + genuine_members() + extra[1:]))
     found = extract_verified(box.archive, manifest_of(), box.dest)
     assert set(found) == {f.member for f in FILES}
     assert box.extracted() == {f.member for f in FILES}
     assert not (box.dest / "workspace/.agents/extra-dir").exists()
+    unlisted: list[str] = []
+    shutil.rmtree(box.dest)
+    box.dest.mkdir()
+    box.write(tar_gz([*genuine_members(), Member("workspace/AGENT2.md", b"x")]))
+    extract_verified(box.archive, manifest_of(), box.dest, unlisted)
+    assert unlisted == ["workspace/AGENT2.md"]
 
 
 def test_directory_members_are_accepted_and_not_needed(box: Sandbox) -> None:
@@ -350,7 +371,7 @@ def test_member_count_bomb_of_unlisted_members_is_refused(
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_archive, "MAX_MEMBERS", 20)
-    bomb = [Member(f"workspace/.agents/n{i}", b"") for i in range(30)]
+    bomb = [Member(f"meta/n{i}", b"") for i in range(30)]
     message = box.refuse(tar_gz(genuine_members() + bomb))
     assert "more than 20 members" in message
 

@@ -148,11 +148,6 @@ def test_hostile_archive_fails_verify_and_install_writes_nothing(case, tmp_path)
     sentinel.mkdir()
     (sentinel / "AGENT.md").write_bytes(b"mine\n")
     installed = cli("install", "-y", "--no-host", "--workspace", sentinel, "--from", release)
-    if case == "unlisted":
-        # DESIGN §4: the installer ignores a member the manifest does not list; verify fails it.
-        assert installed.exit_code == 0
-        assert not (sentinel / ".agents/skills/extra.sh").exists()
-        return
     assert installed.exit_code == 5, installed.stderr
     assert tree(sentinel) == {"AGENT.md": b"mine\n"}
     assert not (tmp_path / "x").exists()

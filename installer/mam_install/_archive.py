@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._errors import IntegrityError
-from ._manifest import MAX_FILES, Manifest, ManifestFile, check_relative_path
+from ._manifest import MAX_FILES, SCOPES, Manifest, ManifestFile, check_relative_path
 
 if TYPE_CHECKING:
     import tarfile
@@ -51,8 +51,12 @@ def extract_verified(
     """Extract the manifest's files from ``archive`` into the empty directory ``dest``.
 
     Returns member name -> extracted path. Every listed file must be present exactly once, no
-    larger than the manifest says, and hash to the manifest's SHA-256. Regular files the manifest
-    does not list are skipped (never written) and their names appended to ``unlisted``.
+    larger than the manifest says, and hash to the manifest's SHA-256.
+
+    Members the manifest does not list are never written. Outside ``workspace/`` and ``host/``
+    (``manifest.json``, metadata a later release may add) they are skipped. Inside, they are
+    files nobody vouched for, so the archive is refused; with ``unlisted`` given (``verify``,
+    which reports every finding) their names are collected there instead.
     """
     import tarfile  # here, not at the top: a no-op re-install never opens an archive
 
@@ -72,8 +76,12 @@ def extract_verified(
                 seen.add(name)
                 entry = wanted.get(name)
                 if entry is None or member.isdir():
-                    listable = entry is None and member.isreg() and name != "manifest.json"
-                    if listable and unlisted is not None:
+                    in_payload = name.split("/", 1)[0] in SCOPES
+                    if entry is None and member.isreg() and in_payload:
+                        if unlisted is None:
+                            raise IntegrityError(
+                                f"{origin}: member {name!r} is not in the manifest; refusing"
+                            )
                         unlisted.append(name)
                     continue  # not listed: ignored, never copied
                 if member.size != entry.size:

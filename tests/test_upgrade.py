@@ -161,3 +161,26 @@ def test_an_edit_to_a_file_that_did_not_change_between_versions_gets_no_mam_new(
     assert run("upgrade", ws, releases["2.0.0"]).exit_code == 0
     assert (ws / ".env.example").read_bytes() == b"MAM_TMUX_SOCKET=mine\n"
     assert not (ws / ".env.example.mam-new").exists()
+
+
+def test_a_file_of_a_released_version_is_adopted_even_with_a_receipt(
+    ws, tmp_path, releases, monkeypatch
+):
+    from workspaces import make_release
+
+    run("install", ws, releases["1.0.0"])
+    # mam_mqtt.py arrived in 1.5.0, which this workspace never installed through mam-install.
+    v15 = dict(V1_FILES)
+    v15["workspace/.agents/skills/mqtt/mam_mqtt.py"] = (b"print('1.5.0')\n", 0o644)
+    release = make_release(tmp_path, v15, "1.5.0")
+    history = tmp_path / "history"
+    history.mkdir()
+    shutil.copy(next(release.glob("manifest-*.json")), history / "1.5.0.json")
+    monkeypatch.setattr("mam_install._embedded.history_dir", lambda: history)
+    (ws / ".agents/skills/mqtt").mkdir()
+    (ws / ".agents/skills/mqtt/mam_mqtt.py").write_bytes(b"print('1.5.0')\n")
+    assert run("upgrade", ws, releases["2.0.0"]).exit_code == 0
+    assert (ws / ".agents/skills/mqtt/mam_mqtt.py").read_bytes() == V2[
+        ".agents/skills/mqtt/mam_mqtt.py"
+    ]
+    assert not (ws / ".agents/skills/mqtt/mam_mqtt.py.mam-new").exists()

@@ -80,9 +80,9 @@ def _check_version(previous: Receipt | None, new_version: str, allow_downgrade: 
         )
 
 
-def _legacy_hashes(previous: Receipt | None) -> dict[str, frozenset[str]]:
-    if previous is not None:
-        return {}
+def _legacy_hashes() -> dict[str, frozenset[str]]:
+    """What every released version put at each path: a file "present, not in receipt" that
+    matches one was installed by an older installer (DESIGN §5), with or without a receipt."""
     from ._embedded import history_dir
     from ._history import read_history, released_hashes
 
@@ -102,7 +102,7 @@ def build_plan(
     opts: InstallOptions,
 ) -> InstallPlan:
     actions = plan_workspace(
-        layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes(previous)
+        layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes()
     )
     return InstallPlan(
         scope="workspace",

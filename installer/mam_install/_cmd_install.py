@@ -318,4 +318,16 @@ def _result(
         "changes": summarize(plan.actions),
         "plan": plan.to_json(),
         "steps": [a.describe_execute() for a in plan.pending()],
+        "decisions": decisions(plan),
     }
+
+
+def decisions(plan: InstallPlan) -> list[str]:
+    """Every per-file decision and why: the steps to run, and each file left as it is, but not
+    the files and directories that are simply up to date."""
+    return [
+        a.describe_execute()
+        for a in plan.actions
+        if a.needs_execute
+        or (isinstance(a, KeepFile) and a.reason not in ("up-to-date", "pending"))
+    ]

@@ -149,7 +149,7 @@ class _Planner:
             self._keep(path, "user-edited", disk_sha256=disk.sha256)
             self._carry_pending(entry)
         else:
-            self._beside(entry, "user-edited", disk.sha256)
+            self._beside(entry, "user-edited" if ours else "pre-existing", disk.sha256)
 
     def _carry_pending(self, entry: PlannedFile) -> None:
         """Keep a `.mam-new` of ours that still waits for the user in our care."""

@@ -202,7 +202,8 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
     document = run_install(opts, feedback)
     host = document.get("host")
     if (opts.dry_run or mode == "plan") and not settings.json_mode:
-        for scope, steps in (("workspace", document["steps"]), ("host", (host or {}).get("steps"))):
+        workspace_steps = document["decisions"]
+        for scope, steps in (("workspace", workspace_steps), ("host", (host or {}).get("steps"))):
             if steps is None:
                 continue
             click.echo(f"{scope}:", err=True)

@@ -208,3 +208,28 @@ def test_require_signature_fails_when_a_bundle_is_missing(built):
     run = cli("verify", built, "--require-signature", "--identity", IDENTITY, "--issuer", ISSUER)
     assert run.exit_code == 5
     assert "sigstore.json" in run.stderr
+
+
+def test_a_pyz_whose_embedded_payload_differs_fails_even_with_matching_sums(built, tmp_path):
+    import zipfile
+
+    release = copy_release(built, tmp_path)
+    pyz = release / "mam-install.pyz"
+    data = pyz.read_bytes()
+    shebang = data[: data.index(b"\n") + 1]
+    rebuilt = io.BytesIO()
+    rebuilt.write(shebang)
+    with zipfile.ZipFile(io.BytesIO(data)) as old, zipfile.ZipFile(rebuilt, "w") as new:
+        for info in old.infolist():
+            content = old.read(info)
+            if info.filename.endswith(".tar.gz") and "_data/" in info.filename:
+                content = content[:-1] + bytes([content[-1] ^ 1])
+            new.writestr(info, content)
+    pyz.write_bytes(rebuilt.getvalue())
+    names = [p.name for p in release.iterdir() if p.name != "SHA256SUMS"]
+    sums = {n: hashlib.sha256((release / n).read_bytes()).hexdigest() for n in names}
+    (release / "SHA256SUMS").write_bytes(format_sums(sums))
+    run = cli("--json", "verify", release)
+    assert run.exit_code == 5
+    failed = [f["subject"] for f in run.json()["findings"] if not f["ok"]]
+    assert any(s.startswith("mam-install.pyz:mam-payload-") for s in failed), failed

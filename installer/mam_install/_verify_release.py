@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import IntegrityError, MamError, UsageError
-from ._hashing import sha256_file
+from ._hashing import sha256_file, sha256_stream
 from ._manifest import Manifest, parse_manifest
 from ._sources import release_manifests
 from ._staging import ARCHIVE_NAME, Staging, stage_archive
@@ -176,18 +176,21 @@ def _check_pyz(
     assert manifest.archive is not None
     try:
         with zipfile.ZipFile(pyz) as zf:
-            embedded_manifest = zf.read(EMBEDDED_DATA + "manifest.json")
-            embedded_archive = zf.read(EMBEDDED_DATA + manifest.archive.name)
+            with zf.open(EMBEDDED_DATA + "manifest.json") as stream:
+                embedded_manifest = sha256_stream(stream)  # type: ignore[arg-type]
+            with zf.open(EMBEDDED_DATA + manifest.archive.name) as stream:
+                embedded_archive = sha256_stream(stream)  # type: ignore[arg-type]
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         report.add("pyz", pyz.name, False, f"no embedded payload ({exc})")
         return
     report.add(
         "pyz",
         f"{pyz.name}:manifest.json",
-        embedded_manifest == manifest_path.read_bytes(),
+        embedded_manifest == sha256_file(manifest_path),
         "embedded manifest equals the release's",
     )
-    same = embedded_archive == (release / manifest.archive.name).read_bytes()
+    # Both sides hashed as streams: a large payload costs no memory (DESIGN §9).
+    same = embedded_archive == manifest.archive.sha256
     report.add(
         "pyz",
         f"{pyz.name}:{manifest.archive.name}",

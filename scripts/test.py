@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run the whole test suite on a fresh clone: install what it needs, build, lint, test.
 
-- system tools (tmux, shellcheck, mosquitto, zsh, ksh) with apt-get when root and missing;
+- system tools (tmux, shellcheck, mosquitto, zsh, ksh, fish, ...) with apt-get when root and
+  missing;
 - Python packages into .venv from checksums/test-requirements.txt (hash-checked by pip);
 - the release (scripts/build.py), ruff, mypy --strict, the manifest freshness check, then pytest.
 Extra arguments go to pytest (e.g. `python3 scripts/test.py -k upgrade`).
@@ -29,6 +30,8 @@ SYSTEM_TOOLS = {
     "zsh": "zsh",
     "ksh": "ksh",
     "dash": "dash",
+    "fish": "fish",
+    "chattr": "e2fsprogs",
     "openssl": "openssl",
     "git": "git",
     "systemd-analyze": "systemd",

@@ -4,7 +4,9 @@
 - system tools (tmux, shellcheck, mosquitto, zsh, ksh, fish, ...) with apt-get when root and
   missing;
 - Python packages into .venv from checksums/test-requirements.txt (hash-checked by pip);
-- the release (scripts/build.py), ruff, mypy --strict, the manifest freshness check, then pytest.
+- the release (scripts/build.py), ruff, mypy --strict, the manifest freshness check, then pytest;
+- pytest once more on the oldest supported Python (3.9, macOS's python3) when one is installed,
+  without the pyz and build tests (those already run the pyz on every Python found).
 Extra arguments go to pytest (e.g. `python3 scripts/test.py -k upgrade`).
 """
 
@@ -15,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,17 +61,41 @@ def install_system_tools() -> None:
         say(f"apt-get could not install {', '.join(missing)}")
 
 
-def ensure_venv() -> Path:
-    python = VENV / "bin" / "python"
-    marker = VENV / ".requirements-sha256"
+def oldest_python() -> str | None:
+    """A CPython 3.9 other than the one running this script, if the machine has one."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob("3.9.*/bin/python3")) + [
+        Path(p) for p in (shutil.which("python3.9"),) if p
+    ]
+    for candidate in candidates:
+        if candidate.exists() and sys.version_info[:2] != (3, 9):
+            return str(candidate)
+    return None
+
+
+def ensure_venv(base: str = sys.executable, venv_dir: Path = VENV) -> Path:
+    python = venv_dir / "bin" / "python"
+    marker = venv_dir / ".requirements-sha256"
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     if python.exists() and marker.is_file() and marker.read_text() == digest:
         return python
-    shutil.rmtree(VENV, ignore_errors=True)
-    say(f"creating {VENV} from {LOCK.name}")
-    venv.EnvBuilder(with_pip=True).create(VENV)
-    code = run([str(python), "-m", "pip", "install", "-q", "--require-hashes",
-                "--only-binary=:all:", "-r", str(LOCK)])
+    shutil.rmtree(venv_dir, ignore_errors=True)
+    say(f"creating {venv_dir} with {base} from {LOCK.name}")
+    if run([base, "-m", "venv", str(venv_dir)]):
+        sys.exit(1)
+    code = run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "-r",
+            str(LOCK),
+        ]
+    )
     if code:
         sys.exit(code)
     marker.write_text(digest)
@@ -91,7 +116,12 @@ def main() -> int:
         if run(step):
             say(f"failed: {' '.join(step)}")
             return 1
-    return run([str(python), "-m", "pytest", "-q", *sys.argv[1:]])
+    code = run([str(python), "-m", "pytest", "-q", *sys.argv[1:]])
+    oldest = oldest_python()
+    if code or oldest is None:
+        return code
+    python39 = ensure_venv(oldest, ROOT / ".venv-3.9")
+    return run([str(python39), "-m", "pytest", "-q", "-m", "not pyz and not slow", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -122,9 +122,23 @@ class RemoveDirectory(Action):
         return not (_at(ctx, self.path, self.base)).exists()
 
 
+class _Placed:
+    """What WriteFile and ReplaceFile share: once done, ``path`` holds ``sha256`` and is ours."""
+
+    path: str
+    sha256: str
+    base: str | None
+
+    def check(self, ctx: Context) -> bool:
+        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.sha256
+
+    def owned(self) -> tuple[str, str] | None:
+        return (owned_key(self.path, self.base), self.sha256)
+
+
 @register
 @dataclass
-class WriteFile(Action):
+class WriteFile(_Placed, Action):
     """Create a file where nothing is (``path`` may be ``<file>.mam-new`` beside the user's)."""
 
     tag = "write_file"
@@ -157,16 +171,10 @@ class WriteFile(Action):
                 f"kept {_at(ctx, self.path, self.base)}: it changed after mam wrote it"
             )
 
-    def check(self, ctx: Context) -> bool:
-        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.sha256
-
-    def owned(self) -> tuple[str, str] | None:
-        return (owned_key(self.path, self.base), self.sha256)
-
 
 @register
 @dataclass
-class ReplaceFile(Action):
+class ReplaceFile(_Placed, Action):
     """Replace a pristine file of ours (or an adopted legacy one) with the new version."""
 
     tag = "replace_file"
@@ -215,12 +223,6 @@ class ReplaceFile(Action):
             ctx.feedback.warn(f"kept {_at(ctx, self.path, self.base)}: cannot restore it safely")
             return
         fsops.restore(root_of(ctx, self.base), self.path, backup, self.sha256)
-
-    def check(self, ctx: Context) -> bool:
-        return fsops.inspect(root_of(ctx, self.base), self.path).sha256 == self.sha256
-
-    def owned(self) -> tuple[str, str] | None:
-        return (owned_key(self.path, self.base), self.sha256)
 
 
 @register

@@ -144,17 +144,20 @@ def _mqtt_finding(host: Host) -> Finding:
         detail = f"could not check paho-mqtt with {python.executable}"
         return Finding("mqtt_client", "recommended", False, detail)
     detail = f"paho-mqtt is not importable by {python.executable}; the MQTT tools will not run"
+    return Finding("mqtt_client", "recommended", False, detail, paho_install_command(host))
+
+
+def paho_install_command(host: Host) -> str | None:
+    """How to make paho-mqtt importable by the host's Python, the way that Python allows."""
+    python = host.python
     distro_package = _PAHO_PACKAGES.get(host.package_manager or "")
-    fix: str | None
     if python.in_venv:
-        fix = f"{python.executable} -m pip install paho-mqtt"
-    elif python.externally_managed and distro_package is not None:
-        fix = _system_install(host, distro_package)
-    elif python.externally_managed:
-        fix = f"{python.executable} -m pip install --user --break-system-packages paho-mqtt"
-    else:
-        fix = f"{python.executable} -m pip install --user paho-mqtt"
-    return Finding("mqtt_client", "recommended", False, detail, fix)
+        return f"{python.executable} -m pip install paho-mqtt"
+    if python.externally_managed and distro_package is not None:
+        return _system_install(host, distro_package)
+    if python.externally_managed:
+        return f"{python.executable} -m pip install --user --break-system-packages paho-mqtt"
+    return f"{python.executable} -m pip install --user paho-mqtt"
 
 
 def _service_findings(host: Host) -> list[Finding]:

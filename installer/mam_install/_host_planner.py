@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,10 +273,11 @@ class _Planner:
             key = f"rendered/{entry.path}"
             self._add(dest, data, 0o644, key, self.render_dir / key)
         if self.host.mqtt_client is False:
-            python = shlex.quote(values["MAM_PYTHON"])
+            from ._doctor import paho_install_command
+
             self.notes.warn(
                 f"the MQTT monitor unit runs {values['MAM_PYTHON']}, which cannot import "
-                f"paho.mqtt: install it with `{python} -m pip install paho-mqtt`"
+                f"paho.mqtt: install it with `{paho_install_command(self.host)}`"
             )
 
     def _on_path(self) -> bool:

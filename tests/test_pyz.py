@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -177,18 +178,31 @@ def test_cache_clean_removes_only_stale_extractions(pyz, tmp_path):
     assert all(p.exists() for p in current if p.is_dir())
 
 
-def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path):
-    """Every row that matters on the real pyz: pristine replaced, edit kept, rollback exact."""
+@pytest.fixture(scope="module")
+def next_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release 99.0.0 of the real payload: AGENT.md and lib.sh changed, one tool added, one
+    (start-agent-session.sh) dropped."""
     from payload_archive import build_payload
 
-    payload = tmp_path / "payload-next"
+    base = tmp_path_factory.mktemp("next")
+    payload = base / "payload-next"
     shutil.copytree(ROOT / "payload", payload, symlinks=True)
     (payload / "VERSION").write_text("99.0.0\n")
-    agent_md = payload / "workspace/AGENT.md"
-    agent_md.write_bytes(agent_md.read_bytes() + b"\nNew in 99.0.0.\n")
+    for rel in ("workspace/AGENT.md", "workspace/.agents/skills/lib.sh"):
+        path = payload / rel
+        path.write_bytes(path.read_bytes() + b"\n# New in 99.0.0.\n")
     (payload / "workspace/.agents/skills/new-tool.sh").write_text("#!/bin/sh\necho new\n")
-    release = tmp_path / "release-99"
+    (payload / "workspace/.agents/skills/tmux/start-agent-session.sh").unlink()
+    (payload / "host/tools/start-agent-session.sh").unlink()
+    release = base / "release-99"
     build_payload(payload, release, mtime=1_700_000_000)
+    return release
+
+
+def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path, next_release):
+    """The table's rows on the real pyz: pristine replaced, edit kept, deletion kept, dropped
+    file removed, symlinked dir never written through, downgrade refused, rollback exact."""
+    release = next_release
     python = Path(sys.executable)
     ws = tmp_path / "ws"
     assert (
@@ -198,6 +212,12 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path):
         == 0
     )
     (ws / ".env.example").write_text("# my own settings\n")
+    (ws / ".agents/skills/tmux/send-message.sh").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(str(ws / ".agents/skills/mqtt"), str(elsewhere / "mqtt"))
+    (ws / ".agents/skills/mqtt").symlink_to(elsewhere / "mqtt")
+    outside = tree(elsewhere)
     before = tree(ws)
     up = run_pyz(
         python,
@@ -215,6 +235,10 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path):
     assert (ws / "AGENT.md").read_bytes().endswith(b"New in 99.0.0.\n")
     assert (ws / ".env.example").read_text() == "# my own settings\n"
     assert (ws / ".agents/skills/new-tool.sh").is_file()
+    assert not (ws / ".agents/skills/send-message.sh").exists()  # deleted by the user: stays so
+    assert not (ws / ".agents/skills/tmux/send-message.sh").exists()
+    assert not (ws / ".agents/skills/tmux/start-agent-session.sh").exists()  # dropped, pristine
+    assert tree(elsewhere) == outside  # never written through the symlinked mqtt/
     down = run_pyz(
         python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
     )
@@ -285,3 +309,88 @@ def test_host_scope_round_trip_through_the_built_pyz(python, pyz, shiv_root, tmp
     assert not (units / "mam-tmux-holder.service").exists()
     assert not tools.exists()
     assert run_pyz(python, pyz, "uninstall", "--workspace", ws, env=env).returncode == 0
+
+
+def test_hand_made_install_is_adopted_by_the_built_pyz(pyz, shiv_root, tmp_path, next_release):
+    """What the old install.sh left (the 0.1.0 files copied in, no receipt, one edited)."""
+    ws = tmp_path / "ws"
+    shutil.copytree(ROOT / "payload/workspace", ws)
+    lib = ROOT / "payload/workspace/.agents/skills/lib.sh"
+    (ws / "AGENT.md").write_text("# my own agent notes\n")
+    done = run_pyz(
+        Path(sys.executable),
+        pyz,
+        "upgrade",
+        "-y",
+        "--no-host",
+        "--workspace",
+        ws,
+        "--from",
+        next_release,
+        shiv_root=shiv_root,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (ws / ".agents/skills/lib.sh").read_bytes() == lib.read_bytes() + b"\n# New in 99.0.0.\n"
+    assert (ws / "AGENT.md").read_text() == "# my own agent notes\n"
+    assert (ws / "AGENT.md.mam-new").read_bytes().endswith(b"# New in 99.0.0.\n")
+    receipt = json.loads((ws / ".mam/install-receipt.json").read_text())
+    adopted = {a["path"] for a in receipt["actions"] if a.get("adopted")}
+    assert ".agents/skills/lib.sh" in adopted and "AGENT.md" not in adopted
+
+
+@pytest.mark.parametrize("point", [3, 8, 13])
+def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
+    pyz, shiv_root, tmp_path, next_release, point
+):
+    python = Path(sys.executable)
+    ws = tmp_path / "ws"
+    assert (
+        run_pyz(
+            python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
+        ).returncode
+        == 0
+    )
+    env = dict(os.environ, MAM_INSTALL_TEST_KILL_AT=str(point), SHIV_ROOT=str(shiv_root))
+    killed = run_pyz(
+        python,
+        pyz,
+        "upgrade",
+        "-y",
+        "--no-host",
+        "--workspace",
+        ws,
+        "--from",
+        next_release,
+        env=env,
+    )
+    assert killed.returncode == -9, killed.stderr
+    again = run_pyz(
+        python,
+        pyz,
+        "upgrade",
+        "-y",
+        "--no-host",
+        "--workspace",
+        ws,
+        "--from",
+        next_release,
+        shiv_root=shiv_root,
+    )
+    assert again.returncode == 0, again.stderr
+    fresh = tmp_path / "fresh"
+    assert (
+        run_pyz(
+            python,
+            pyz,
+            "install",
+            "-y",
+            "--no-host",
+            "--workspace",
+            fresh,
+            "--from",
+            next_release,
+            shiv_root=shiv_root,
+        ).returncode
+        == 0
+    )
+    assert tree(ws) == tree(fresh)

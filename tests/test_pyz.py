@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from workspaces import ROOT, tree
@@ -72,6 +73,13 @@ def run_pyz(
     )
 
 
+def in_workspace(
+    python: Path, pyz: Path, command: str, ws: Path, *args: str | Path, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """`COMMAND -y --no-host --workspace WS ARGS...` of the pyz (the workspace scope alone)."""
+    return run_pyz(python, pyz, command, "-y", "--no-host", "--workspace", ws, *args, **kwargs)
+
+
 def test_at_least_two_supported_pythons_are_present():
     # The matrix below is only meaningful when it is a matrix.
     assert len(SUPPORTED) >= 2, f"found only {SUPPORTED}"
@@ -86,16 +94,12 @@ def test_version_and_workspace_round_trip(version, python, pyz, shiv_root, tmp_p
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "AGENT.md").write_bytes(b"mine\n")
-    installed = run_pyz(
-        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
-    )
+    installed = in_workspace(python, pyz, "install", ws, shiv_root=shiv_root)
     assert installed.returncode == 0, installed.stderr
     assert (ws / "AGENT.md").read_bytes() == b"mine\n"
     assert (ws / "AGENT.md.mam-new").is_file()
     assert (ws / ".agents/skills/lib.sh").is_file()
-    again = run_pyz(
-        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
-    )
+    again = in_workspace(python, pyz, "install", ws, shiv_root=shiv_root)
     assert again.returncode == 0 and "nothing to do" in again.stderr
     status = run_pyz(python, pyz, "status", "--workspace", ws, shiv_root=shiv_root)
     assert status.returncode == 0, status.stderr
@@ -138,9 +142,7 @@ def test_works_with_a_read_only_home(pyz, read_only_home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIV_", "XDG_"))}
     env["HOME"] = str(read_only_home)
     ws = tmp_path / "ws"
-    done = run_pyz(
-        Path(sys.executable), pyz, "install", "-y", "--no-host", "--workspace", ws, env=env
-    )
+    done = in_workspace(Path(sys.executable), pyz, "install", ws, env=env)
     assert done.returncode == 0, done.stderr
     assert (ws / "AGENT.md").is_file()
     assert list(read_only_home.iterdir()) == []
@@ -205,12 +207,7 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path, ne
     release = next_release
     python = Path(sys.executable)
     ws = tmp_path / "ws"
-    assert (
-        run_pyz(
-            python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
-        ).returncode
-        == 0
-    )
+    assert in_workspace(python, pyz, "install", ws, shiv_root=shiv_root).returncode == 0
     (ws / ".env.example").write_text("# my own settings\n")
     (ws / ".agents/skills/tmux/send-message.sh").unlink()
     elsewhere = tmp_path / "elsewhere"
@@ -219,13 +216,10 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path, ne
     (ws / ".agents/skills/mqtt").symlink_to(elsewhere / "mqtt")
     outside = tree(elsewhere)
     before = tree(ws)
-    up = run_pyz(
+    up = in_workspace(
         python,
         pyz,
         "upgrade",
-        "-y",
-        "--no-host",
-        "--workspace",
         ws,
         "--from",
         release,
@@ -239,9 +233,7 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path, ne
     assert not (ws / ".agents/skills/tmux/send-message.sh").exists()
     assert not (ws / ".agents/skills/tmux/start-agent-session.sh").exists()  # dropped, pristine
     assert tree(elsewhere) == outside  # never written through the symlinked mqtt/
-    down = run_pyz(
-        python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
-    )
+    down = in_workspace(python, pyz, "install", ws, shiv_root=shiv_root)
     assert down.returncode == 5 and "downgrade" in down.stderr
     back = run_pyz(python, pyz, "rollback", "--workspace", ws, shiv_root=shiv_root)
     assert back.returncode == 0, back.stderr
@@ -317,13 +309,10 @@ def test_hand_made_install_is_adopted_by_the_built_pyz(pyz, shiv_root, tmp_path,
     shutil.copytree(ROOT / "payload/workspace", ws)
     lib = ROOT / "payload/workspace/.agents/skills/lib.sh"
     (ws / "AGENT.md").write_text("# my own agent notes\n")
-    done = run_pyz(
+    done = in_workspace(
         Path(sys.executable),
         pyz,
         "upgrade",
-        "-y",
-        "--no-host",
-        "--workspace",
         ws,
         "--from",
         next_release,
@@ -344,33 +333,22 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
 ):
     python = Path(sys.executable)
     ws = tmp_path / "ws"
-    assert (
-        run_pyz(
-            python, pyz, "install", "-y", "--no-host", "--workspace", ws, shiv_root=shiv_root
-        ).returncode
-        == 0
-    )
+    assert in_workspace(python, pyz, "install", ws, shiv_root=shiv_root).returncode == 0
     env = dict(os.environ, MAM_INSTALL_TEST_KILL_AT=str(point), SHIV_ROOT=str(shiv_root))
-    killed = run_pyz(
+    killed = in_workspace(
         python,
         pyz,
         "upgrade",
-        "-y",
-        "--no-host",
-        "--workspace",
         ws,
         "--from",
         next_release,
         env=env,
     )
     assert killed.returncode == -9, killed.stderr
-    again = run_pyz(
+    again = in_workspace(
         python,
         pyz,
         "upgrade",
-        "-y",
-        "--no-host",
-        "--workspace",
         ws,
         "--from",
         next_release,
@@ -379,13 +357,10 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
     assert again.returncode == 0, again.stderr
     fresh = tmp_path / "fresh"
     assert (
-        run_pyz(
+        in_workspace(
             python,
             pyz,
             "install",
-            "-y",
-            "--no-host",
-            "--workspace",
             fresh,
             "--from",
             next_release,

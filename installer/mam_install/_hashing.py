@@ -29,10 +29,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return sha256_stream(stream)
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def is_sha256_hex(text: str) -> bool:
     """True for exactly 64 lowercase hex digits, the only form we accept in manifests and sums."""
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)

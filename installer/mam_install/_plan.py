@@ -56,16 +56,6 @@ class InstallPlan:
     def is_noop(self) -> bool:
         return not any(a.needs_execute for a in self.actions)
 
-    def owned_files(self) -> dict[str, str]:
-        """path -> sha256 of every file this plan leaves in our care once it has run."""
-        owned: dict[str, str] = {}
-        for action in self.actions:
-            if action.state == "completed" or action.needs_execute:
-                pair = action.owned()
-                if pair is not None:
-                    owned[pair[0]] = pair[1]
-        return owned
-
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": RECEIPT_KIND,

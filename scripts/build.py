@@ -108,11 +108,13 @@ def build_venv() -> Path:
                 "install",
                 "-q",
                 "--require-hashes",
+                "--no-deps",
                 "--only-binary=:all:",
                 "-r",
                 str(ROOT / "checksums" / "build-requirements.txt"),
             ]
         )
+        run([str(python), "-m", "pip", "check"])
     return path
 
 

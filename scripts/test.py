@@ -90,14 +90,15 @@ def ensure_venv(base: str = sys.executable, venv_dir: Path = VENV) -> Path:
             "pip",
             "install",
             "-q",
+            "--no-deps",
             "--require-hashes",
             "--only-binary=:all:",
             "-r",
             str(LOCK),
         ]
     )
-    if code:
-        sys.exit(code)
+    if code or run([str(python), "-m", "pip", "check"]):
+        sys.exit(code or 1)
     marker.write_text(digest)
     return python
 

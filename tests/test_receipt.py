@@ -10,6 +10,7 @@ import pytest
 from clirun import cli
 from mam_install._errors import ReceiptError
 from mam_install._file_actions import KeepFile, WriteFile
+from mam_install._layout import ScopeLayout, workspace_layout
 from mam_install._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
 from workspaces import ROOT, V1_FILES, V2_FILES, expected_tree, tree
 
@@ -28,17 +29,29 @@ def sample() -> Receipt:
     keep = KeepFile(path=".env.example", reason="identical", disk_sha256="b" * 64)
     keep.state = "skipped"
     plan = InstallPlan("workspace", "0.1.0", "1.0.0", {"from": "embedded"}, {}, {}, [write, keep])
-    return Receipt(plan, RunInfo(id="r1", status="complete"))
+    return Receipt(plan, RunInfo(id="20260101T000000Z-1", status="complete"))
+
+
+def state(tmp_path: Path) -> ScopeLayout:
+    layout = workspace_layout(tmp_path)
+    layout.state_dir.mkdir(exist_ok=True)
+    return layout
+
+
+def read_doc(tmp_path: Path, doc: object) -> Receipt | None:
+    layout = state(tmp_path)
+    layout.receipt.write_text(json.dumps(doc))
+    return read_receipt(layout)
 
 
 def test_receipt_round_trips_through_disk(tmp_path):
-    path = tmp_path / "install-receipt.json"
-    write_receipt(path, sample())
-    again = read_receipt(path)
+    layout = state(tmp_path)
+    write_receipt(layout.receipt, sample())
+    again = read_receipt(layout)
     assert again is not None
     assert again.to_json() == sample().to_json()
     assert again.owned_files() == {"AGENT.md": "a" * 64}
-    assert [p.name for p in tmp_path.iterdir()] == ["install-receipt.json"]  # no temp left
+    assert [p.name for p in layout.state_dir.iterdir()] == ["install-receipt.json"]  # no temp
 
 
 def test_rewrite_replaces_the_whole_file_atomically(tmp_path):
@@ -56,28 +69,26 @@ def test_newer_schema_is_refused_naming_the_installer_to_use(tmp_path):
     doc = sample().to_json()
     doc["schema_version"] = 99
     doc["installer_version"] = "7.1.0"
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(doc))
     with pytest.raises(ReceiptError, match=r"mam-install 7\.1\.0") as info:
-        read_receipt(path)
+        read_doc(tmp_path, doc)
     assert info.value.exit_code == 6
 
 
 def test_unknown_action_and_damaged_json_are_receipt_errors(tmp_path):
     doc = sample().to_json()
     doc["actions"].append({"tag": "teleport_file", "state": "completed"})
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(doc))
     with pytest.raises(ReceiptError, match="teleport_file"):
-        read_receipt(path)
-    path.write_text('{"kind": "mam-install-receipt", "schema_v')
+        read_doc(tmp_path, doc)
+    workspace_layout(tmp_path).receipt.write_text('{"kind": "mam-install-receipt", "schema_v')
     with pytest.raises(ReceiptError, match="not valid JSON"):
-        read_receipt(path)
+        read_receipt(workspace_layout(tmp_path))
 
 
 @pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.name)
-def test_receipts_of_every_released_version_still_parse(fixture):
-    receipt = read_receipt(fixture)
+def test_receipts_of_every_released_version_still_parse(fixture, tmp_path):
+    layout = state(tmp_path)
+    shutil.copy(fixture, layout.receipt)
+    receipt = read_receipt(layout)
     assert receipt is not None
     assert receipt.run.status == "complete"
     assert receipt.owned_files()

@@ -9,10 +9,11 @@ running them again. ``skipped`` means "present and not ours": it is never revert
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, get_args, get_origin
 
 from ._errors import ReceiptError
 from ._runner import CommandRunner
@@ -40,6 +41,8 @@ class Context:
     feedback: Feedback
     sources: Mapping[str, Path] = field(default_factory=dict)
     backup_dir: Path | None = None
+    # Where ``backup_dir`` is walked from without following a symlink (the scope's root).
+    state_anchor: Path | None = None
 
     def source(self, key: str) -> Path:
         try:
@@ -100,8 +103,31 @@ def register(cls: type[Action]) -> type[Action]:
     return cls
 
 
+def _accepts(annotation: str, namespace: Mapping[str, Any], value: object) -> bool:
+    """Does ``value`` fit a field annotation of the forms actions use (``str | None``,
+    ``list[str]``, ``int``, a ``Literal`` alias)? ``bool`` is not an ``int`` here."""
+    for alternative in (part.strip() for part in annotation.split("|")):
+        if alternative == "None" and value is None:
+            return True
+        if alternative == "bool" and isinstance(value, bool):
+            return True
+        if alternative == "str" and isinstance(value, str):
+            return True
+        if alternative == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if alternative == "float" and isinstance(value, (int, float)):
+            return not isinstance(value, bool)
+        if alternative == "list[str]" and isinstance(value, list):
+            return all(isinstance(item, str) for item in value)
+        alias = namespace.get(alternative)
+        if alias is not None and get_origin(alias) is Literal and value in get_args(alias):
+            return True
+    return False
+
+
 def action_from_json(doc: Mapping[str, Any], origin: str) -> Action:
-    """Rebuild an action from a receipt entry; unknown tags or fields are a ReceiptError."""
+    """Rebuild an action from a receipt entry: unknown tags or fields, and fields of the wrong
+    type, are a ReceiptError (a receipt may come from anyone; see _receipt_check)."""
     if not isinstance(doc, Mapping):
         raise ReceiptError(f"{origin}: an action entry is not an object")
     tag = doc.get("tag")
@@ -110,7 +136,19 @@ def action_from_json(doc: Mapping[str, Any], origin: str) -> Action:
         raise ReceiptError(
             f"{origin}: unknown action {tag!r}; it was written by a newer mam-install"
         )
-    init_fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    namespace = vars(sys.modules[cls.__module__])
+    every_field = {f.name for f in dataclasses.fields(cls)}
+    init_fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key, value in doc.items():
+        if key == "tag" or (key in every_field and key not in init_fields):
+            continue  # state and carried are checked below; other derived fields are not read
+        spec = init_fields.get(key)
+        if spec is None:
+            raise ReceiptError(f"{origin}: {tag!r} action has an unknown field {key!r}")
+        if not _accepts(str(spec.type), namespace, value):
+            raise ReceiptError(
+                f"{origin}: {tag!r} action field {key!r} is {str(value)[:80]!r}, not {spec.type}"
+            )
     kwargs = {k: v for k, v in doc.items() if k in init_fields}
     try:
         action = cls(**kwargs)
@@ -119,6 +157,9 @@ def action_from_json(doc: Mapping[str, Any], origin: str) -> Action:
     state = doc.get("state", "uncompleted")
     if state not in STATES:
         raise ReceiptError(f"{origin}: action {tag!r} has unknown state {state!r}")
+    carried = doc.get("carried", False)
+    if not isinstance(carried, bool):
+        raise ReceiptError(f"{origin}: action {tag!r} field 'carried' is not a boolean")
     action.state = state
-    action.carried = bool(doc.get("carried", False))
+    action.carried = carried
     return action

@@ -174,7 +174,7 @@ def _layout_for_install(host: Host, feedback: ConsoleFeedback) -> tuple[HostLayo
     """
     layout = _layout_for(host)
     try:
-        previous = read_receipt(layout.scope.receipt)
+        previous = read_receipt(layout.scope)
     except ReceiptError:
         return layout, False  # reported properly once the lock is held
     earlier = previous.plan.settings.get("state_dir") if previous is not None else None
@@ -229,7 +229,7 @@ def run_host_install(
         feedback.detail(f"mam {version} has no per-user files; the host was left as it is")
         return _not_applied("install", layout, version, "no host files in this payload")
     if options.dry_run:
-        previous = read_receipt(scope.receipt)
+        previous = read_receipt(scope)
         plan, _ = _build_plan(host, staged, layout, previous, options, render_dir, feedback)
         return _result("install", plan, layout, list(plan.pending()), applied=False, dry_run=True)
     created = _ensure_data_dir(layout)
@@ -237,7 +237,7 @@ def run_host_install(
         with lock_for(scope.lock, timeout=options.lock_timeout):
             ctx = Context(root=layout.data_dir, runner=runner, feedback=feedback)
             recover(scope, ctx)
-            previous = read_receipt(scope.receipt)
+            previous = read_receipt(scope)
             if _is_downgrade(previous, version) and not options.allow_downgrade:
                 assert previous is not None
                 feedback.warn(
@@ -348,7 +348,7 @@ def run_host_uninstall(
     runner = SubprocessRunner() if runner is None else runner
     layout = _layout_for(host) if host is not None else host_layout()
     scope = layout.scope
-    receipt = read_receipt(scope.receipt)
+    receipt = read_receipt(scope)
     if receipt is None:
         raise ReceiptError(
             f"no host receipt at {scope.receipt}: mam-install did not install anything for this "
@@ -369,7 +369,7 @@ def run_host_uninstall(
     ctx = Context(root=layout.data_dir, runner=runner, feedback=feedback)
     with lock_for(scope.lock, timeout=lock_timeout):
         recover(scope, ctx)
-        receipt = read_receipt(scope.receipt)
+        receipt = read_receipt(scope)
         if receipt is None:
             raise ReceiptError(f"no receipt at {scope.receipt} after undoing an interrupted run")
         plan = InstallPlan(

@@ -21,6 +21,7 @@ from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import SubprocessRunner
 from ._sources import SourceSpec, Staged, stage_source
 from ._staging import Staging
+from ._state_dir import ensure_state_dir
 from ._transaction import recover, remove_state_dir, run_plan
 
 if TYPE_CHECKING:
@@ -130,16 +131,6 @@ def _ensure_workspace(root: Path, feedback: ConsoleFeedback, create: bool) -> No
     feedback.info(f"created workspace directory {root}")
 
 
-def _ensure_state_dir(layout: ScopeLayout) -> None:
-    state = layout.state_dir
-    if state.is_symlink() or (state.exists() and not state.is_dir()):
-        raise ConflictError(
-            f"{state} is a symlink or not a directory; mam-install keeps its receipt there. "
-            "Move it away and run again"
-        )
-    state.mkdir(mode=0o755, exist_ok=True)
-
-
 def summarize(actions: list[Action]) -> dict[str, list[str]]:
     """Group a plan's file decisions for the report: written, replaced, beside, kept..."""
     groups: dict[str, list[str]] = {
@@ -232,7 +223,7 @@ def _plan_only(
 ) -> InstallPlan:
     staged = stager.get()
     manifest = staged.payload.manifest
-    previous = read_receipt(layout.receipt)
+    previous = read_receipt(layout)
     if previous is not None and previous.run.status != "complete":
         feedback.warn(f"{layout.receipt}: an interrupted run will be undone first")
     _check_version(previous, manifest.version, opts.allow_downgrade)
@@ -242,8 +233,7 @@ def _plan_only(
 def _locked_apply(
     opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
 ) -> tuple[InstallPlan, bool]:
-    created_state_dir = not layout.state_dir.exists()
-    _ensure_state_dir(layout)
+    created_state_dir = ensure_state_dir(layout)
     try:
         with lock_for(layout.lock, timeout=opts.lock_timeout):
             return _apply(opts, layout, stager, feedback)
@@ -281,7 +271,7 @@ def _apply(
     """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran)."""
     ctx = Context(root=layout.root, runner=SubprocessRunner(), feedback=feedback)
     recover(layout, ctx)
-    previous = read_receipt(layout.receipt)
+    previous = read_receipt(layout)
     plan = _noop_plan(opts, layout, previous)
     if plan is None:
         staged = stager.get()

@@ -28,7 +28,7 @@ def run_uninstall(
     root = find_workspace(Path.cwd(), workspace)
     layout = workspace_layout(root)
     ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
-    receipt = read_receipt(layout.receipt)
+    receipt = read_receipt(layout)
     if receipt is None:
         raise ReceiptError(
             f"no receipt at {layout.receipt}: mam-install did not install anything in {root} "
@@ -39,7 +39,7 @@ def run_uninstall(
         return {"command": "uninstall", "workspace": str(root), "applied": False, "steps": steps}
     with lock_for(layout.lock, timeout=lock_timeout):
         recover(layout, ctx)
-        receipt = read_receipt(layout.receipt)
+        receipt = read_receipt(layout)
         if receipt is None:
             raise ReceiptError(f"no receipt at {layout.receipt} after undoing an interrupted run")
         actions = plan_uninstall(root, receipt)
@@ -86,9 +86,9 @@ def run_rollback(
     with lock_for(layout.lock, timeout=lock_timeout):
         if recover(layout, ctx):
             feedback.info(f"undid the interrupted run in {root}; that was the rollback")
-            restored = read_receipt(layout.receipt)
+            restored = read_receipt(layout)
         else:
-            current = read_receipt(layout.receipt)
+            current = read_receipt(layout)
             restored = rollback_last(layout, ctx)
             version = current.plan.payload_version if current else "?"
             feedback.info(

@@ -45,14 +45,14 @@ def run_status(
     """Return (result document, healthy); healthy means nothing is modified or missing."""
     root = find_workspace(Path.cwd(), workspace)
     layout = workspace_layout(root)
-    receipt = read_receipt(layout.receipt)
+    receipt = read_receipt(layout)
     if receipt is None:
         raise ReceiptError(f"no receipt at {layout.receipt}: mam is not installed in {root}")
     if receipt.run.status != "complete":
         ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
         with lock_for(layout.lock, timeout=lock_timeout):
             recover(layout, ctx)
-        receipt = read_receipt(layout.receipt)
+        receipt = read_receipt(layout)
         if receipt is None:
             raise ReceiptError(
                 f"the interrupted first install in {root} was undone; run `mam-install install`"

@@ -65,7 +65,7 @@ def _backup(ctx: Context, path: str, base: str | None) -> Path:
 
 
 def _save_backup(ctx: Context, path: str, base: str | None) -> None:
-    fsops.save_backup(root_of(ctx, base), path, _backup(ctx, path, base))
+    fsops.save_backup(root_of(ctx, base), path, _backup(ctx, path, base), anchor=ctx.state_anchor)
 
 
 @register
@@ -219,10 +219,16 @@ class ReplaceFile(_Placed, Action):
         if now.kind == "file" and now.sha256 == self.old_sha256:
             return
         backup = _backup(ctx, self.path, self.base)
-        if now.kind != "file" or now.sha256 != self.sha256 or not backup.is_file():
+        if (
+            now.kind != "file"
+            or now.sha256 != self.sha256
+            or not fsops.has_backup(backup, anchor=ctx.state_anchor)
+        ):
             ctx.feedback.warn(f"kept {_at(ctx, self.path, self.base)}: cannot restore it safely")
             return
-        fsops.restore(root_of(ctx, self.base), self.path, backup, self.sha256)
+        fsops.restore(
+            root_of(ctx, self.base), self.path, backup, self.sha256, anchor=ctx.state_anchor
+        )
 
 
 @register
@@ -257,12 +263,13 @@ class RemoveFile(Action):
         fsops.remove_if(root_of(ctx, self.base), self.path, self.sha256)
 
     def revert(self, ctx: Context) -> None:
-        if ctx.backup_dir is None or not _backup(ctx, self.path, self.base).is_file():
+        if ctx.backup_dir is None:
+            return
+        backup = _backup(ctx, self.path, self.base)
+        if not fsops.has_backup(backup, anchor=ctx.state_anchor):
             return
         if fsops.inspect(root_of(ctx, self.base), self.path).kind == "absent":
-            fsops.restore(
-                root_of(ctx, self.base), self.path, _backup(ctx, self.path, self.base), None
-            )
+            fsops.restore(root_of(ctx, self.base), self.path, backup, None, anchor=ctx.state_anchor)
 
     def check(self, ctx: Context) -> bool:
         return fsops.inspect(root_of(ctx, self.base), self.path).kind == "absent"

@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -55,7 +55,9 @@ def _split(rel: str) -> list[str]:
 
 
 @contextmanager
-def open_dir(root: Path, rel_dir: str, *, create: bool = False) -> Iterator[int]:
+def open_dir(
+    root: Path, rel_dir: str, *, create: bool = False, mode: int = 0o755
+) -> Iterator[int]:
     """Yield an fd of ``root/rel_dir``, refusing symlinks in every component below ``root``."""
     fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
@@ -67,7 +69,7 @@ def open_dir(root: Path, rel_dir: str, *, create: bool = False) -> Iterator[int]
             except FileNotFoundError:
                 if not create:
                     raise
-                os.mkdir(part, 0o755, dir_fd=fd)
+                os.mkdir(part, mode, dir_fd=fd)
                 st = os.stat(part, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 raise SymlinkInPath(f"{root / walked} is a symlink; never written through")
@@ -226,28 +228,34 @@ def _file_hash(dfd: int, name: str) -> str | None:
         os.close(fd)
 
 
-def _link_or_copy_into(dfd: int, tmp: str, source: Path) -> None:
-    """Put ``source``'s bytes at ``tmp`` (in ``dfd``): a hard link where possible, which needs no
-    free space (a full disk must not stop a rollback), else a copy."""
+def _link_or_copy_into(dfd: int, tmp: str, sfd: int, source: str) -> None:
+    """Put the bytes of ``source`` (in ``sfd``) at ``tmp`` (in ``dfd``): a hard link where
+    possible, which needs no free space (a full disk must not stop a rollback), else a copy."""
     _unlink_quietly(dfd, tmp)
     try:
-        os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+        os.link(source, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
             raise
-        _write_temp(dfd, tmp, source, stat.S_IMODE(os.stat(source).st_mode))
+        src = os.open(source, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=sfd)
+        with os.fdopen(src, "rb") as stream:
+            _write_temp(dfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
 
 
-def restore(root: Path, rel: str, backup: Path, expect_sha256: str | None) -> None:
+def restore(
+    root: Path, rel: str, backup: Path, expect_sha256: str | None, *, anchor: Path | None = None
+) -> None:
     """Put ``backup`` back at ``root/rel``: over the file while it still hashes to
-    ``expect_sha256``, or where nothing is when ``expect_sha256`` is None."""
+    ``expect_sha256``, or where nothing is when ``expect_sha256`` is None. ``backup`` is reached
+    from ``anchor`` without following a symlink when ``anchor`` is given."""
     parent, name = _parent_and_name(rel)
     with open_dir(root, parent) as dfd:
         current = _file_hash(dfd, name)
         if current != expect_sha256:
             raise ConflictError(f"{root / rel} changed; it was kept and not restored")
         tmp = temp_name(name)
-        _link_or_copy_into(dfd, tmp, backup)
+        with _open_backup_dir(backup, anchor, create=False) as bfd:
+            _link_or_copy_into(dfd, tmp, bfd, backup.name)
         if expect_sha256 is None:
             try:
                 os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
@@ -258,29 +266,49 @@ def restore(root: Path, rel: str, backup: Path, expect_sha256: str | None) -> No
         _fsync_dir(dfd)
 
 
-def save_backup(root: Path, rel: str, backup: Path) -> None:
+def _open_backup_dir(
+    backup: Path, anchor: Path | None, *, create: bool
+) -> AbstractContextManager[int]:
+    """The directory of ``backup``: walked from ``anchor`` without following a symlink when one
+    is given (the state dir arrives with a clone), else opened as it is (tests, a private dir)."""
+    if anchor is not None:
+        return open_dir(anchor, str(backup.parent.relative_to(anchor)), create=create, mode=0o700)
+    if create:
+        backup.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return open_dir(backup.parent, "")
+
+
+def save_backup(root: Path, rel: str, backup: Path, *, anchor: Path | None = None) -> None:
     """Keep the current ``root/rel`` at ``backup`` (a hard link where possible, else a copy)."""
-    if backup.exists():
-        return
-    backup.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     parent, name = _parent_and_name(rel)
-    with open_dir(root, parent) as dfd:
-        bfd = os.open(backup.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    with _open_backup_dir(backup, anchor, create=True) as bfd, open_dir(root, parent) as dfd:
         try:
-            tmp = temp_name(backup.name)
-            _unlink_quietly(bfd, tmp)
-            try:
-                os.link(name, tmp, src_dir_fd=dfd, dst_dir_fd=bfd, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                    raise
-                src = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
-                with os.fdopen(src, "rb") as stream:
-                    _write_temp(bfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
-            os.replace(tmp, backup.name, src_dir_fd=bfd, dst_dir_fd=bfd)
-            _fsync_dir(bfd)
-        finally:
-            os.close(bfd)
+            os.stat(backup.name, dir_fd=bfd, follow_symlinks=False)
+            return
+        except FileNotFoundError:
+            pass
+        tmp = temp_name(backup.name)
+        _unlink_quietly(bfd, tmp)
+        try:
+            os.link(name, tmp, src_dir_fd=dfd, dst_dir_fd=bfd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            src = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+            with os.fdopen(src, "rb") as stream:
+                _write_temp(bfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
+        os.replace(tmp, backup.name, src_dir_fd=bfd, dst_dir_fd=bfd)
+        _fsync_dir(bfd)
+
+
+def has_backup(backup: Path, *, anchor: Path | None = None) -> bool:
+    """Is ``backup`` a regular file, reached without following a symlink below ``anchor``?"""
+    try:
+        with _open_backup_dir(backup, anchor, create=False) as bfd:
+            st = os.stat(backup.name, dir_fd=bfd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        return False
+    return stat.S_ISREG(st.st_mode)
 
 
 def remove_if(root: Path, rel: str, expect_sha256: str) -> bool:
@@ -380,3 +408,78 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
         _fsync_dir(dfd)
     finally:
         os.close(dfd)
+
+
+def read_regular(root: Path, rel: str, limit: int) -> bytes | None:
+    """The bytes of the regular file ``root/rel`` (None if absent), never through a symlink;
+    UnsafePath for a symlink or anything but a regular file, ValueError past ``limit`` bytes."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            try:
+                fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK, dir_fd=dfd)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise SymlinkInPath(f"{root / rel} is a symlink; never followed") from None
+                raise
+            with os.fdopen(fd, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise UnsafePath(f"{root / rel} is not a regular file")
+                data = stream.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    if len(data) > limit:
+        raise ValueError(f"{root / rel} is larger than {limit} bytes")
+    return data
+
+
+def write_atomic_at(
+    root: Path, rel: str, data: bytes, mode: int = 0o644, *, durable: bool = True
+) -> None:
+    """``write_atomic`` for ``root/rel``, its directories reached without following a symlink."""
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        tmp = temp_name(name)
+        _unlink_quietly(dfd, tmp)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+        fd = os.open(tmp, flags, mode, dir_fd=dfd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(dfd, tmp)
+            raise
+        os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        if durable:
+            _fsync_dir(dfd)
+
+
+def _remove_tree_at(dfd: int, name: str) -> None:
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dfd)  # a symlink is removed itself, never followed
+        return
+    child = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
+    try:
+        for entry in os.listdir(child):
+            _remove_tree_at(child, entry)
+    finally:
+        os.close(child)
+    os.rmdir(name, dir_fd=dfd)
+
+
+def remove_tree(root: Path, rel: str) -> None:
+    """Remove ``root/rel`` and everything in it, following no symlink on the way or inside."""
+    parent, name = _parent_and_name(rel)
+    try:
+        with open_dir(root, parent) as dfd:
+            _remove_tree_at(dfd, name)
+    except FileNotFoundError:
+        pass

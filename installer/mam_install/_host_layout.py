@@ -67,7 +67,21 @@ class HostLayout:
     @property
     def scope(self) -> ScopeLayout:
         """The engine's view: the receipt, lock, archived receipts and backups in ``data_dir``."""
-        return ScopeLayout(root=self.data_dir, state_dir=self.data_dir)
+        dirs = [self.data_dir, self.config_dir, self.log_dir, self.state_dir,
+                self.config_dir.parent / "fish" / "conf.d", *filter(None, [self.units_dir])]
+        real = {str(_real(d)) for d in dirs} | {str(d) for d in dirs}
+        return ScopeLayout(root=self.data_dir, state_dir=self.data_dir, scope="host",
+                           host_dirs=tuple(sorted(real)))
+
+
+def _real(path: Path) -> Path:
+    """The real path of ``path``'s nearest existing ancestor, plus the part that is missing (how
+    the host planner names files in the receipt)."""
+    missing: list[str] = []
+    while not os.path.exists(path) and path.parent != path:
+        missing.insert(0, path.name)
+        path = path.parent
+    return Path(os.path.realpath(path)).joinpath(*missing)
 
 
 def _config_home(home: Path, env: Mapping[str, str]) -> Path:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 STATE_DIR_NAME = ".mam"
 RECEIPT_NAME = "install-receipt.json"
+GITIGNORE_NAME = ".gitignore"
 
 
 @dataclass(frozen=True)
 class ScopeLayout:
-    """Where one scope's files go (``root``) and where its bookkeeping lives (``state_dir``)."""
+    """Where one scope's files go (``root``) and where its bookkeeping lives (``state_dir``).
+
+    ``state_dir`` is ``root`` itself (host) or a directory directly below it (``.mam/``): every
+    file in it is reached from ``root`` without following a symlink, because in a workspace it
+    arrives with a ``git clone`` like anything else. ``host_dirs`` are, for the host scope, the
+    absolute directories a receipt may name files in (see _receipt_check).
+    """
 
     root: Path
     state_dir: Path
+    scope: Literal["workspace", "host"] = "workspace"
+    host_dirs: tuple[str, ...] = ()
 
     @property
     def receipt(self) -> Path:
@@ -37,6 +47,16 @@ class ScopeLayout:
 
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.state_dir))
+
+    @property
+    def anchor(self) -> Path:
+        """The directory every state path is walked from, one component at a time."""
+        return self.root if self.state_dir.parent == self.root else self.state_dir
+
+    def from_anchor(self, state_rel: str = "") -> str:
+        """``state_rel`` (relative to the state dir) as a path relative to ``anchor``."""
+        head = "" if self.anchor == self.state_dir else self.state_dir.name
+        return "/".join(part for part in (head, state_rel) if part)
 
 
 def workspace_layout(root: Path) -> ScopeLayout:

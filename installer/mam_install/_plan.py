@@ -8,7 +8,6 @@ newer ones with a message naming the installer to use.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,11 @@ from typing import Any
 
 from ._action import Action, action_from_json
 from ._errors import ReceiptError
-from ._fsops import write_atomic
+from ._fsops import write_atomic, write_atomic_at
+from ._layout import RECEIPT_NAME, ScopeLayout
 from ._manifest import Scope, load_json_strict
+from ._receipt_check import VERSION, check_action_paths, check_top_level
+from ._state_dir import read_state_file
 
 RECEIPT_SCHEMA = 1
 RECEIPT_KIND = "mam-install-receipt"
@@ -100,27 +102,34 @@ class Receipt:
         return dirs
 
 
-def write_receipt(path: Path, receipt: Receipt, *, durable: bool = True) -> None:
+def write_receipt(
+    path: Path, receipt: Receipt, *, durable: bool = True, anchor: Path | None = None
+) -> None:
     """Rewrite the receipt atomically (``durable=False`` skips the fsyncs; see _transaction).
 
-    The durable writes (a run's first and last) are indented for people; the ones in between
-    are compact, which lets json use its C encoder.
+    With ``anchor`` (the scope's root) every directory on the way from it is opened without
+    following a symlink. The durable writes (a run's first and last) are indented for people;
+    the ones in between are compact, which lets json use its C encoder.
     """
     doc = receipt.to_json()
     if durable:
         data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
     else:
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-    write_atomic(path, data, 0o644, durable=durable)
+    if anchor is None:
+        write_atomic(path, data, 0o644, durable=durable)
+    else:
+        write_atomic_at(anchor, str(path.relative_to(anchor)), data, 0o644, durable=durable)
 
 
 def _migrate(doc: dict[str, Any], origin: str) -> dict[str, Any]:
     """Bring an older receipt up to RECEIPT_SCHEMA, one version step at a time."""
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ReceiptError(f"{origin}: no valid schema_version; it is not a mam-install receipt")
     if version > RECEIPT_SCHEMA:
-        made_by = doc.get("installer_version", "a newer release")
+        made_by = doc.get("installer_version")
+        made_by = made_by if isinstance(made_by, str) and VERSION.match(made_by) else "newer"
         raise ReceiptError(
             f"{origin}: receipt schema {version} was written by mam-install {made_by}; "
             f"this is an older mam-install (schema {RECEIPT_SCHEMA}): use mam-install {made_by} "
@@ -130,17 +139,15 @@ def _migrate(doc: dict[str, Any], origin: str) -> dict[str, Any]:
     return doc
 
 
-def read_receipt(path: Path) -> Receipt | None:
-    """Read a receipt; None when there is none. Anything unreadable is a ReceiptError."""
-    origin = str(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
+def read_receipt(layout: ScopeLayout, archived: str | None = None) -> Receipt | None:
+    """Read the scope's receipt (or an ``archived`` one, ``receipts/<version>.json``); None when
+    there is none. Anything unreadable, or failing a check of _receipt_check, is a ReceiptError:
+    a receipt is input like any file of a clone (DESIGN §1.6)."""
+    rel = archived or RECEIPT_NAME
+    origin = str(layout.state_dir / rel)
+    raw = read_state_file(layout, rel)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise ReceiptError(f"{origin}: cannot read the receipt ({exc.strerror})") from exc
-    with os.fdopen(fd, "rb") as stream:
-        raw = stream.read()
     try:
         doc = load_json_strict(raw, origin, ValueError)
     except ValueError as exc:
@@ -151,20 +158,25 @@ def read_receipt(path: Path) -> Receipt | None:
     if not isinstance(doc, dict) or doc.get("kind") != RECEIPT_KIND:
         raise ReceiptError(f"{origin}: not a mam-install receipt")
     doc = _migrate(doc, origin)
-    try:
-        actions = [action_from_json(a, origin) for a in doc["actions"]]
-        run_doc = doc.get("run") or {}
-        run = RunInfo(**{k: v for k, v in run_doc.items() if k in RunInfo.__dataclass_fields__})
-        plan = InstallPlan(
-            scope=doc["scope"],
-            installer_version=str(doc["installer_version"]),
-            payload_version=str(doc["payload_version"]),
-            source=dict(doc.get("source") or {}),
-            settings=dict(doc.get("settings") or {}),
-            host=dict(doc.get("host") or {}),
-            actions=actions,
-            schema_version=RECEIPT_SCHEMA,
-        )
-    except (KeyError, TypeError) as exc:
-        raise ReceiptError(f"{origin}: the receipt is missing {exc}; it is damaged") from exc
+    check_top_level(doc, layout, origin)
+    actions = []
+    for entry in doc["actions"]:
+        action = action_from_json(entry, origin)
+        check_action_paths(entry, layout, origin)
+        actions.append(action)
+    run_doc = doc["run"]
+    unknown = set(run_doc) - set(RunInfo.__dataclass_fields__)
+    if unknown:
+        raise ReceiptError(f"{origin}: run has unknown fields {sorted(unknown)}")
+    run = RunInfo(**run_doc)
+    plan = InstallPlan(
+        scope=layout.scope,
+        installer_version=doc["installer_version"],
+        payload_version=doc["payload_version"],
+        source=dict(doc.get("source") or {}),
+        settings=dict(doc.get("settings") or {}),
+        host=dict(doc.get("host") or {}),
+        actions=actions,
+        schema_version=RECEIPT_SCHEMA,
+    )
     return Receipt(plan=plan, run=run)

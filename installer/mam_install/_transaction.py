@@ -18,7 +18,6 @@ fsynced before their rename.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +25,10 @@ from pathlib import Path
 from ._action import Action, Context
 from ._errors import ActionFailed, MamError, ReceiptError, RevertIncomplete
 from ._file_actions import RemoveFile, owned_key
-from ._layout import ScopeLayout
+from ._fsops import UnsafePath, open_dir
+from ._layout import GITIGNORE_NAME, ScopeLayout
 from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+from ._state_dir import is_state_file, remove_state_tree
 
 _INTERRUPTED = ("in-progress", "rolling-back")
 # Test seam for the kill tests: SIGKILL this process at the Nth crash point of a run (after each
@@ -85,27 +86,27 @@ def _restore_previous(receipt: Receipt, layout: ScopeLayout) -> Receipt | None:
     """Put the receipt that was current before this run back in place (or none)."""
     previous: Receipt | None = None
     if receipt.run.previous_receipt:
-        previous = read_receipt(layout.state_dir / receipt.run.previous_receipt)
+        previous = read_receipt(layout, archived=receipt.run.previous_receipt)
     if previous is None:
         try:
             layout.receipt.unlink()
         except FileNotFoundError:
             pass
     else:
-        write_receipt(layout.receipt, previous)
-    if receipt.run.backup:
-        shutil.rmtree(layout.state_dir / receipt.run.backup, ignore_errors=True)
+        write_receipt(layout.receipt, previous, anchor=layout.anchor)
+    if receipt.run.backup:  # `backup/<run-id>`, a generated name (_receipt_check)
+        remove_state_tree(layout, receipt.run.backup)
     return previous
 
 
 def _context_for(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> Context:
     backup = layout.state_dir / receipt.run.backup if receipt.run.backup else None
-    return replace(ctx, backup_dir=backup)
+    return replace(ctx, backup_dir=backup, state_anchor=layout.anchor)
 
 
 def recover(layout: ScopeLayout, ctx: Context) -> bool:
     """Roll back a run that was killed part-way; True if there was one."""
-    receipt = read_receipt(layout.receipt)
+    receipt = read_receipt(layout)
     if receipt is None or receipt.run.status not in _INTERRUPTED:
         return False
     ctx.feedback.warn(
@@ -118,7 +119,7 @@ def recover(layout: ScopeLayout, ctx: Context) -> bool:
 
 def rollback_last(layout: ScopeLayout, ctx: Context) -> Receipt | None:
     """Undo the last completed run, returning to the receipt it replaced."""
-    receipt = read_receipt(layout.receipt)
+    receipt = read_receipt(layout)
     if receipt is None:
         raise ReceiptError(f"no receipt at {layout.receipt}: nothing was installed here")
     if not receipt.run.previous_receipt:
@@ -126,7 +127,7 @@ def rollback_last(layout: ScopeLayout, ctx: Context) -> Receipt | None:
             f"{layout.receipt}: the last run was the first install; there is no earlier version "
             "to return to (use `mam-install uninstall` to remove it)"
         )
-    if not (layout.state_dir / receipt.run.previous_receipt).is_file():
+    if not is_state_file(layout, receipt.run.previous_receipt):
         raise ReceiptError(f"{layout.state_dir / receipt.run.previous_receipt} is gone")
     receipt.run.status = "rolling-back"
     write_receipt(layout.receipt, receipt)
@@ -135,17 +136,22 @@ def rollback_last(layout: ScopeLayout, ctx: Context) -> Receipt | None:
 
 
 def _drop_old_backups(layout: ScopeLayout, keep: str | None) -> None:
-    if not layout.backup_root.is_dir():
+    try:
+        with open_dir(layout.anchor, layout.from_anchor("backup")) as dfd:
+            names = os.listdir(dfd)
+    except (OSError, UnsafePath):
         return
-    for entry in layout.backup_root.iterdir():
-        if entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
+    for name in names:
+        if name != keep:
+            remove_state_tree(layout, f"backup/{name}")
 
 
 def _archive(previous: Receipt, layout: ScopeLayout) -> str:
-    layout.receipts_dir.mkdir(mode=0o755, exist_ok=True)
+    with open_dir(layout.anchor, layout.from_anchor("receipts"), create=True):
+        pass
+    # The name is a version checked by _receipt_check, never a path.
     archived = layout.receipts_dir / f"{previous.plan.payload_version}.json"
-    write_receipt(archived, previous)
+    write_receipt(archived, previous, anchor=layout.anchor)
     return layout.relative(archived)
 
 
@@ -173,7 +179,7 @@ def run_plan(
         backup=layout.relative(backup),
     )
     receipt = Receipt(plan=plan, run=run)
-    ctx = replace(ctx, backup_dir=backup)
+    ctx = replace(ctx, backup_dir=backup, state_anchor=layout.anchor)
     crash = _CrashPoints()
     write_receipt(layout.receipt, receipt)
     crash.reached()
@@ -239,8 +245,11 @@ def keep_what_is_left(installed: Receipt, removal: InstallPlan, layout: ScopeLay
 def remove_state_dir(layout: ScopeLayout) -> None:
     """After an uninstall: remove our bookkeeping, then ``.mam/`` itself if it is empty."""
     for name in ("receipts", "backup"):
-        shutil.rmtree(layout.state_dir / name, ignore_errors=True)
-    for path in (layout.receipt, layout.lock, Path(str(layout.lock) + ".excl")):
+        remove_state_tree(layout, name)
+    names = [layout.receipt, layout.lock, Path(str(layout.lock) + ".excl")]
+    if layout.state_dir != layout.anchor:
+        names.append(layout.state_dir / GITIGNORE_NAME)
+    for path in names:
         try:
             path.unlink()
         except FileNotFoundError:

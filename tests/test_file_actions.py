@@ -79,12 +79,12 @@ def test_absent_file_round_trip(ctx):
     assert list(ctx.root.iterdir()) == []
 
 
-def test_pre_existing_identical_file_is_skipped_and_never_reverted(ctx):
+def test_pre_existing_identical_file_is_adopted_and_never_reverted(ctx):
     (ctx.root / "a").mkdir()
     (ctx.root / "a/f.txt").write_bytes(NEW)
     actions = planned(ctx)
     assert len(actions) == 1 and isinstance(actions[0], KeepFile)
-    assert actions[0].state == "skipped" and actions[0].reason == "identical"
+    assert actions[0].reason == "adopted" and actions[0].owned_sha256 == sha(NEW)
     revert_all(actions, ctx)
     assert (ctx.root / "a/f.txt").read_bytes() == NEW
 

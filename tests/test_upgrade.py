@@ -63,10 +63,15 @@ def test_downgrade_is_refused_with_exit_5_naming_both_versions(ws, releases):
     assert tree(ws) == V1
 
 
-def test_same_version_restores_missing_files(ws, releases):
+def test_a_deleted_file_stays_deleted_on_reinstall_until_restore(ws, releases):
     run("install", ws, releases["1.0.0"])
     (ws / ".env.example").unlink()
     assert run("install", ws, releases["1.0.0"]).exit_code == 0
+    assert not (ws / ".env.example").exists()
+    status = cli("--json", "status", "--workspace", ws)
+    assert status.exit_code == 0 and status.json()["files"][".env.example"] == "deleted"
+    done = cli("restore", "--workspace", ws, "--from", releases["1.0.0"], ws / ".env.example")
+    assert done.exit_code == 0, done.stderr
     assert tree(ws) == V1
 
 

@@ -50,14 +50,20 @@ def test_users_existing_agent_md_is_kept_and_ours_written_beside_it(tmp_path, re
     assert f"diff -u {ws / 'AGENT.md'} {ws / 'AGENT.md.mam-new'}" in err
 
 
-def test_pre_existing_identical_file_is_skipped_and_survives_uninstall(tmp_path, releases):
+def test_pre_existing_identical_file_is_adopted_as_mams_and_uninstalled_like_one(
+    tmp_path, releases
+):
+    # The bytes of a released version (the current one included) are mam's, whoever copied
+    # them in: adopted, then upgraded, reported and uninstalled like any file of mam's.
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "AGENT.md").write_bytes(V1["AGENT.md"])  # type: ignore[arg-type]
     assert install(ws, releases["1.0.0"])[0] == 0
     assert not (ws / "AGENT.md.mam-new").exists()
+    status = cli("--json", "status", "--workspace", ws)
+    assert status.exit_code == 0 and status.json()["files"]["AGENT.md"] == "pristine"
     assert cli("uninstall", "--workspace", ws).exit_code == 0
-    assert tree(ws) == {"AGENT.md": V1["AGENT.md"]}
+    assert tree(ws) == {}
 
 
 def test_symlinked_agents_dir_is_never_written_through(tmp_path, releases):
@@ -175,14 +181,15 @@ def test_receipt_records_path_hash_mode_preexistence_and_action(tmp_path, releas
     import json
 
     doc = json.loads((ws / ".mam/install-receipt.json").read_text())
-    assert doc["schema_version"] == 1 and doc["payload_version"] == "1.0.0"
+    assert doc["schema_version"] == 2 and doc["payload_version"] == "1.0.0"
     by_path = {a.get("path"): a for a in doc["actions"]}
     lib = by_path[".agents/skills/lib.sh"]
     assert lib["tag"] == "write_file" and lib["state"] == "completed"
     assert lib["sha256"] == sha(V1_FILES["workspace/.agents/skills/lib.sh"][0])
-    assert lib["mode"] == 0o755 and lib["pre_existed"] is False
+    assert lib["mode"] == 0o755 and lib["pre_existed"] is False and lib["version"] == "1.0.0"
     kept = by_path["AGENT.md"]
     assert kept["tag"] == "keep_file" and kept["state"] == "skipped" and kept["pre_existed"]
+    assert kept["decision"] == "conflict" and kept["new_path"] == "AGENT.md.mam-new"
 
 
 def test_tampered_release_exits_5_and_leaves_the_workspace_untouched(tmp_path, releases):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,7 +14,7 @@ from ._confirm import confirm
 from ._errors import ConflictError, IntegrityError, UsageError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile, ReplaceFile, WriteFile
-from ._file_planner import Previous, plan_workspace
+from ._file_planner import OnConflict, Previous, plan_workspace
 from ._layout import ScopeLayout, find_workspace, workspace_layout
 from ._lock import lock_for
 from ._manifest import NEW_SUFFIX, Manifest, parse_manifest
@@ -27,7 +28,7 @@ from ._transaction import recover, remove_state_dir, run_plan
 if TYPE_CHECKING:
     from ._host_options import HostOptions
 
-Mode = Literal["install", "upgrade", "plan"]
+Mode = Literal["install", "upgrade", "plan", "restore"]
 
 
 class LazyStaged:
@@ -61,6 +62,8 @@ class InstallOptions:
     allow_downgrade: bool = False
     lock_timeout: float = 30.0
     host: HostOptions | None = None  # None: --no-host
+    on_conflict: OnConflict = "beside"
+    restore: frozenset[str] = frozenset()  # `restore PATH...`: bring these back
 
 
 def _check_version(previous: Receipt | None, new_version: str, allow_downgrade: bool) -> None:
@@ -81,7 +84,7 @@ def _check_version(previous: Receipt | None, new_version: str, allow_downgrade: 
         )
 
 
-def _legacy_hashes() -> dict[str, frozenset[str]]:
+def _legacy_hashes() -> dict[str, Mapping[str, str]]:
     """What every released version put at each path: a file "present, not in receipt" that
     matches one was installed by an older installer (DESIGN §5), with or without a receipt."""
     from ._embedded import history_dir
@@ -103,7 +106,8 @@ def build_plan(
     opts: InstallOptions,
 ) -> InstallPlan:
     actions = plan_workspace(
-        layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes()
+        layout.root, manifest, Previous.from_receipt(previous), _legacy_hashes(),
+        on_conflict=opts.on_conflict, restore=opts.restore,
     )
     return InstallPlan(
         scope="workspace",
@@ -131,27 +135,41 @@ def _ensure_workspace(root: Path, feedback: ConsoleFeedback, create: bool) -> No
     feedback.info(f"created workspace directory {root}")
 
 
+SUMMARY_GROUPS = ("write", "replace", "adopt", "beside", "remove", "keep", "unchanged")
+
+
 def summarize(actions: list[Action]) -> dict[str, list[str]]:
-    """Group a plan's file decisions for the report: written, replaced, beside, kept..."""
-    groups: dict[str, list[str]] = {
-        "write": [],
-        "replace": [],
-        "adopt": [],
-        "beside": [],
-        "remove": [],
-        "keep": [],
-    }
+    """Each file decision of a plan in exactly one group, so the counts add up to the plan:
+    written, replaced, adopted, kept beside as `.mam-new`, removed, left alone, unchanged."""
+    groups: dict[str, list[str]] = {name: [] for name in SUMMARY_GROUPS}
     for action in actions:
         if isinstance(action, WriteFile):
             key = "beside" if action.path.endswith(NEW_SUFFIX) else "write"
             groups[key].append(action.path)
         elif isinstance(action, ReplaceFile):
-            groups["adopt" if action.adopted else "replace"].append(action.path)
+            if action.path.endswith(NEW_SUFFIX):
+                groups["beside"].append(action.path)
+            else:
+                groups["adopt" if action.adopted else "replace"].append(action.path)
         elif action.tag == "remove_file":
             groups["remove"].append(getattr(action, "path", ""))
         elif isinstance(action, KeepFile) and action.reason not in ("up-to-date", "pending"):
-            groups["keep"].append(action.path)
+            if action.new_path is None and action.reason != "adopted":
+                groups["keep"].append(action.path)
+            elif action.reason == "adopted":
+                groups["adopt"].append(action.path)
+        elif isinstance(action, KeepFile) and action.reason == "up-to-date":
+            groups["unchanged"].append(action.path)
     return groups
+
+
+def summary_line(groups: dict[str, list[str]]) -> str:
+    return (
+        f"{len(groups['write'])} written, {len(groups['replace'])} replaced, "
+        f"{len(groups['adopt'])} adopted, {len(groups['remove'])} removed, "
+        f"{len(groups['beside'])} kept beside yours as {NEW_SUFFIX}, "
+        f"{len(groups['keep'])} left alone, {len(groups['unchanged'])} unchanged"
+    )
 
 
 def _report(plan: InstallPlan, layout: ScopeLayout, feedback: ConsoleFeedback) -> None:
@@ -186,17 +204,15 @@ def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> dict[str, An
         if read_only:
             plan, applied = _plan_only(opts, layout, stager, feedback), False
         else:
-            plan, applied = _locked_apply(opts, layout, stager, feedback)
+            plan, applied, before = _locked_apply(opts, layout, stager, feedback)
             if applied:
                 _report(plan, layout, feedback)
-                groups = summarize(plan.actions)
-                feedback.info(
-                    f"installed mam {plan.payload_version} into {root}: "
-                    f"{len(groups['write'])} written, "
-                    f"{len(groups['replace']) + len(groups['adopt'])} updated, "
-                    f"{len(groups['beside'])} beside yours as {NEW_SUFFIX}, "
-                    f"{len(groups['keep'])} left alone"
-                )
+                line = summary_line(summarize(plan.actions))
+                if before is not None and before != plan.payload_version:
+                    what = f"upgraded mam {before} \u2192 {plan.payload_version} in {root}"
+                    feedback.info(f"{what}: {line}")
+                else:
+                    feedback.info(f"installed mam {plan.payload_version} into {root}: {line}")
         document = _result(opts, layout, plan, applied=applied)
         if opts.host is not None:
             document["host"] = _run_host(opts, root, stager, staging, feedback)
@@ -232,7 +248,7 @@ def _plan_only(
 
 def _locked_apply(
     opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
-) -> tuple[InstallPlan, bool]:
+) -> tuple[InstallPlan, bool, str | None]:
     created_state_dir = ensure_state_dir(layout)
     try:
         with lock_for(layout.lock, timeout=opts.lock_timeout):
@@ -251,7 +267,7 @@ def _noop_plan(
     Only for the payload inside the running pyz, whose manifest is as trusted as the installer
     itself; any other source is staged and verified first, whatever the outcome.
     """
-    if opts.source.location is not None or previous is None:
+    if opts.source.location is not None or previous is None or opts.restore:
         return None
     if previous.run.status != "complete":
         return None
@@ -267,15 +283,19 @@ def _noop_plan(
 
 def _apply(
     opts: InstallOptions, layout: ScopeLayout, stager: LazyStaged, feedback: ConsoleFeedback
-) -> tuple[InstallPlan, bool]:
-    """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran)."""
+) -> tuple[InstallPlan, bool, str | None]:
+    """Under the lock: undo an interrupted run, plan, confirm, run; (plan, whether it ran, the
+    version installed before)."""
     ctx = Context(root=layout.root, runner=SubprocessRunner(), feedback=feedback)
     recover(layout, ctx)
     previous = read_receipt(layout)
+    before = previous.plan.payload_version if previous is not None else None
     plan = _noop_plan(opts, layout, previous)
     if plan is None:
         staged = stager.get()
         manifest = staged.payload.manifest
+        if opts.mode == "restore":
+            _check_restore(previous, manifest.version, opts.restore, layout)
         if opts.mode == "upgrade" and previous is None:
             feedback.info(f"no receipt in {layout.state_dir}: adopting an existing install")
         _check_version(previous, manifest.version, opts.allow_downgrade)
@@ -287,13 +307,45 @@ def _apply(
             feedback=feedback,
         )
         ctx = replace(ctx, sources=_sources_of(staged))
-    if plan.is_noop and previous is not None and previous.run.status == "complete":
+    if (
+        plan.is_noop
+        and previous is not None
+        and previous.run.status == "complete"
+        and _decisions(plan.actions) == _decisions(previous.plan.actions)
+    ):
         feedback.info(
             f"mam {plan.payload_version} is already installed in {layout.root}; nothing to do"
         )
-        return plan, False
+        return plan, False, before
     run_plan(plan, layout, ctx, previous)
-    return plan, True
+    return plan, True, before
+
+
+def _decisions(actions: list[Action]) -> set[tuple[str, str, str]]:
+    """What a receipt remembers per file: a run that changes no file but notices a decision
+    (a deletion, an edit, a conflict settled by hand) still records it."""
+    return {
+        (pair[0], pair[1], getattr(a, "decision", ""))
+        for a in actions
+        if a.state == "completed" and (pair := a.owned()) is not None
+    }
+
+
+def _check_restore(
+    previous: Receipt | None, version: str, paths: frozenset[str], layout: ScopeLayout
+) -> None:
+    """`restore` brings back files of the installed version, and only files of mam's."""
+    if previous is None:
+        raise UsageError(f"no receipt in {layout.state_dir}: nothing to restore; run install")
+    if previous.plan.payload_version != version:
+        raise UsageError(
+            f"mam {previous.plan.payload_version} is installed in {layout.root} but the source "
+            f"holds {version}; restore from the installed version (--from), or upgrade"
+        )
+    owned = previous.owned_files()
+    for path in sorted(paths):
+        if path not in owned:
+            raise UsageError(f"{layout.root / path} is not a file of mam's; nothing to restore")
 
 
 def _result(

@@ -12,31 +12,63 @@ from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile
 from ._layout import find_workspace, workspace_layout
 from ._lock import lock_for
+from ._manifest import NEW_SUFFIX
 from ._plan import read_receipt
 from ._runner import SubprocessRunner
 from ._transaction import recover
 
+HEALTHY = ("pristine", "pending", "deleted", "resolved", "kept")
+
 
 def file_states(root: Path, receipt_actions: list[Any], owned: dict[str, str]) -> dict[str, str]:
-    """path -> pristine | modified | missing | pending | unknown."""
+    """path -> pristine | modified | missing | deleted | pending | resolved | kept | unknown.
+
+    Each file of the payload appears once: its ``.mam-new`` is the "pending" state of the file
+    it waits beside, never a line of its own. A conflict settled by hand (``.mam-new`` moved
+    over the file, or deleted) is "resolved"; the next install or upgrade records it.
+    """
+    decisions = {
+        a.path: a.decision for a in receipt_actions if isinstance(a, KeepFile) and a.decision
+    }
     states: dict[str, str] = {}
     for path, sha256 in owned.items():
+        if path.endswith(NEW_SUFFIX) and path[: -len(NEW_SUFFIX)] in decisions:
+            continue
         disk = fsops.inspect(root, path)
-        if disk.kind == "absent":
-            states[path] = "missing"
+        decision = decisions.get(path, "")
+        if decision == "conflict":
+            states[path] = _conflict_state(root, path, owned)
+        elif disk.kind == "absent":
+            states[path] = "deleted" if decision == "deleted" else "missing"
         elif disk.kind == "file" and disk.sha256 == sha256:
             states[path] = "pristine"
         else:
-            states[path] = "modified"
+            states[path] = "kept" if decision == "kept-mine" else "modified"
     for action in receipt_actions:
-        if not isinstance(action, KeepFile) or action.path in owned:
+        if not isinstance(action, KeepFile) or action.path in states:
             continue
-        if action.new_path and action.new_path in owned and states[action.new_path] == "pristine":
-            states[action.path] = "pending"
-            states[action.new_path] = "pending"
-        elif action.reason != "user-deleted":
-            states.setdefault(action.path, "unknown")
+        if action.path.endswith(NEW_SUFFIX) or action.reason in ("pending", "user-deleted"):
+            continue
+        if action.decision == "conflict":
+            states[action.path] = _conflict_state(root, action.path, owned)
+        else:
+            states[action.path] = "unknown"
     return dict(sorted(states.items()))
+
+
+def _conflict_state(root: Path, path: str, owned: dict[str, str]) -> str:
+    pending = owned.get(path + NEW_SUFFIX)
+    beside = fsops.inspect(root, path + NEW_SUFFIX)
+    if pending is not None and beside.kind == "file" and beside.sha256 == pending:
+        return "pending"
+    return "resolved" if beside.kind == "absent" else "modified"
+
+
+def _summary(states: dict[str, str]) -> str:
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
 
 
 def run_status(
@@ -60,11 +92,8 @@ def run_status(
     states = file_states(root, receipt.plan.actions, receipt.owned_files())
     for path, state in states.items():
         feedback.info(f"{state:9} {path}")
-    healthy = not any(s in ("modified", "missing") for s in states.values())
-    feedback.info(
-        f"mam {receipt.plan.payload_version} in {root}: "
-        + ("all files as installed" if healthy else "some files were modified or removed")
-    )
+    healthy = all(s in HEALTHY for s in states.values())
+    feedback.info(f"mam {receipt.plan.payload_version} in {root}: {_summary(states)}")
     document = {
         "command": "status",
         "workspace": str(root),

@@ -36,7 +36,15 @@ KEEP_SENTENCES: dict[str, str] = {
     "not-a-file": "something other than a regular file is there",
     "pending": f"our newer version is already waiting beside it as {NEW_SUFFIX}",
     "modified": "it changed since mam wrote it; it is yours now and stays",
+    "kept-mine": "you chose to keep your copy over mam's",
+    "adopted": "already holds the bytes of a released mam version; mam looks after it now",
 }
+
+# What the user decided about a file of mam's (receipt schema 2, recorded on KeepFile): "" is
+# pristine; "edited" and "deleted" are remembered across upgrades until a release changes the
+# file (then `.mam-new`) or `restore` brings it back; "conflict" waits beside as `.mam-new`
+# until `resolve` or a settlement by hand turns it into "kept-mine" or "took-new".
+Decision = Literal["", "edited", "deleted", "conflict", "kept-mine", "took-new"]
 
 
 def owned_key(path: str, base: str | None) -> str:
@@ -150,6 +158,7 @@ class WriteFile(_Placed, Action):
     reason: str = ""
     pre_existed: bool = False
     base: str | None = None
+    version: str = ""  # the payload version whose file this is (schema 2)
 
     def describe_execute(self) -> str:
         text = f"Write `{self.path}` ({self.mode:04o}, sha256 {self.sha256[:12]})"
@@ -188,6 +197,8 @@ class ReplaceFile(_Placed, Action):
     reason: str = ""
     pre_existed: bool = True
     base: str | None = None
+    version: str = ""
+    adopted_from: str | None = None  # the released version the replaced file matched
 
     def describe_execute(self) -> str:
         why = f": {self.reason}" if self.reason else ""
@@ -289,6 +300,11 @@ class KeepFile(Action):
     new_path: str | None = None
     pre_existed: bool = True
     base: str | None = None
+    # Schema 2: the user's decision about a file of ours, the version of ``owned_sha256``, and
+    # the released version a file found in place matched when it was adopted.
+    decision: Decision = ""
+    version: str = ""
+    adopted_from: str | None = None
 
     def describe_execute(self) -> str:
         text = f"Keep `{self.path}`: {KEEP_SENTENCES.get(self.reason, self.reason)}"

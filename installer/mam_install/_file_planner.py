@@ -6,8 +6,13 @@ of files relative to its own existing base directory, e.g. the tools dir or the 
 For each payload file, with R = the hash our receipt says we wrote, D = what is on disk and
 N = the new file: absent -> write; D == N -> nothing; D == R -> replace; D != R -> keep the
 user's file and write ours beside it as ``<file>.mam-new``; present but not ours -> adopt it if it
-matches a released version (legacy install), else ``.mam-new``; symlinks are never written through.
-Conflicts are all found here, before anything is touched.
+matches a released version (legacy install, or the current one), else ``.mam-new``; symlinks are
+never written through. Conflicts are all found here, before anything is touched.
+
+What the user decided is carried from run to run (receipt schema 2): an edit stays the user's
+until a release changes the file, a deletion stays deleted until ``restore``, and a conflict
+stays pending until ``resolve`` or until the user settles it by hand (``.mam-new`` moved over the
+file, or deleted).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from . import _fsops as fsops
 from ._action import Action
+from ._errors import ConflictError
 from ._file_actions import (
     CreateDirectory,
+    Decision,
     KeepFile,
     RemoveDirectory,
     RemoveFile,
@@ -41,22 +49,38 @@ class PlannedFile:
     source: str
 
 
+OnConflict = Literal["beside", "keep", "take-new", "error"]
+
+
 @dataclass(frozen=True)
 class Previous:
-    """What an earlier run left in our care; empty for a first install."""
+    """What an earlier run left in our care, and what the user decided; empty for a first
+    install. ``files`` maps each file of ours to the hash mam wrote (or last offered)."""
 
     version: str | None = None
     files: Mapping[str, str] = field(default_factory=dict)
     dirs: frozenset[str] = frozenset()
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_receipt(cls, receipt: Receipt | None) -> Previous:
         if receipt is None:
             return cls()
+        decisions: dict[str, Decision] = {}
+        versions: dict[str, str] = {}
+        for action in receipt.plan.actions:
+            pair = action.owned() if action.state == "completed" else None
+            if pair is None:
+                continue
+            decisions[pair[0]] = getattr(action, "decision", "")
+            versions[pair[0]] = getattr(action, "version", "") or receipt.plan.payload_version
         return cls(
             version=receipt.plan.payload_version,
             files=receipt.owned_files(),
             dirs=frozenset(receipt.owned_dirs()),
+            decisions=decisions,
+            versions=versions,
         )
 
 
@@ -70,17 +94,33 @@ class _Planner:
     root: Path
     base: str | None
     previous: Previous
-    legacy: Mapping[str, frozenset[str]]
-    same_version: bool
+    legacy: Mapping[str, Mapping[str, str]]
+    version: str = ""
+    on_conflict: OnConflict = "beside"
+    restore: frozenset[str] = frozenset()
     actions: list[Action] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     def _ours(self, path: str) -> str | None:
         return self.previous.files.get(owned_key(path, self.base))
+
+    def _decision(self, path: str) -> Decision:
+        return self.previous.decisions.get(owned_key(path, self.base), "")
+
+    def _version_of(self, path: str) -> str:
+        return self.previous.versions.get(owned_key(path, self.base), "")
 
     def plan(self, entries: tuple[PlannedFile, ...]) -> list[Action]:
         blocked = self._plan_directories(entries)
         for entry in entries:
             self._plan_file(entry, blocked)
+        if self.conflicts:
+            raise ConflictError(
+                f"{len(self.conflicts)} file(s) differ from both mam's and the new version: "
+                f"{', '.join(str(self.root / p) for p in self.conflicts)}; nothing was changed. "
+                "Decide with `--on-conflict keep` or `--on-conflict take-new`, or run without "
+                "--on-conflict to get ours beside yours as .mam-new"
+            )
         self._plan_dropped({e.path for e in entries})
         return self.actions
 
@@ -111,55 +151,93 @@ class _Planner:
         self.actions.append(action)
         return action
 
+    def _settled(self, path: str, disk: fsops.PathState) -> tuple[str | None, Decision]:
+        """Our hash and the user's decision for ``path``, with a conflict the user settled by
+        hand recognised: ``.mam-new`` gone, and the file now ours (moved over) or theirs."""
+        ours, decision = self._ours(path), self._decision(path)
+        pending = self._ours(path + NEW_SUFFIX)
+        settled = pending is not None and (
+            fsops.inspect(self.root, path + NEW_SUFFIX).kind == "absent"
+        )
+        if decision == "conflict" and pending is not None and settled:
+            return pending, "took-new" if disk.sha256 == pending else "kept-mine"
+        return ours, decision
+
     def _plan_file(self, entry: PlannedFile, blocked: Mapping[str, str]) -> None:
         path, new = entry.path, entry.sha256
         for directory in _parents(path):
             if directory in blocked:
                 self._keep(path, blocked[directory], pre_existed=True)
                 return
-        ours = self._ours(path)
         disk = fsops.inspect(self.root, path)
+        ours, decision = self._settled(path, disk)
+        version = self._version_of(path) or self.version
         if disk.kind in ("symlink", "symlinked-parent"):
             self._keep(path, disk.kind)
         elif disk.kind == "blocked-parent":
             self._keep(path, "not-a-file")
         elif disk.kind == "absent":
-            if ours is not None and not self.same_version:
-                self._keep(path, "user-deleted", pre_existed=False)
+            if ours is None or path in self.restore:
+                self._write(entry, path, "new file" if ours is None else "restored as you asked")
             else:
-                self._write(entry, path, "new file" if ours is None else "restored: it was missing")
+                # dpkg keeps a deleted conffile deleted: so do we, until `restore PATH`.
+                self._keep(path, "user-deleted", owned_sha256=ours, decision="deleted",
+                           version=version, pre_existed=False)
         elif disk.kind == "other":
-            self._beside(entry, "not-a-file", disk.sha256)
+            self._beside(entry, "not-a-file", disk.sha256, None, "")
         elif disk.sha256 == new:
-            self._keep(
-                path,
-                "up-to-date" if ours is not None else "identical",
-                disk_sha256=new,
-                owned_sha256=new if ours is not None else None,
-                pre_existed=ours is None,
-            )
+            self._keep(path, "up-to-date" if ours is not None else "adopted", disk_sha256=new,
+                       owned_sha256=new, version=self.version, pre_existed=ours is None,
+                       adopted_from=self.version if ours is None else None)
         elif ours is not None and disk.sha256 == ours:
-            self._replace(entry, path, ours, adopted=False)
-        elif ours is None and disk.sha256 in self.legacy.get(path, frozenset()):
+            self._replace(entry, path, ours, adopted_from=None)
+        elif ours is None and disk.sha256 in self.legacy.get(path, {}):
             assert disk.sha256 is not None
-            self._replace(entry, path, disk.sha256, adopted=True)
+            self._replace(entry, path, disk.sha256, adopted_from=self.legacy[path][disk.sha256])
         elif ours == new:
-            # The user edited it and our version did not change: there is nothing new to offer,
-            # so no `.mam-new` (a re-install of the same version stays a no-op).
-            self._keep(path, "user-edited", disk_sha256=disk.sha256)
-            self._carry_pending(entry)
+            # The user's copy and a release that did not change the file: nothing new to offer,
+            # so no `.mam-new`; the edit is remembered until a release changes the file.
+            pending = self._carry_pending(entry)
+            kept: Decision = "conflict" if pending else (
+                "kept-mine" if decision == "kept-mine" else "edited")
+            self._keep(path, "kept-mine" if kept == "kept-mine" else "user-edited",
+                       disk_sha256=disk.sha256, owned_sha256=ours, decision=kept, version=version,
+                       new_path=entry.path + NEW_SUFFIX if pending else None)
         else:
-            self._beside(entry, "user-edited" if ours else "pre-existing", disk.sha256)
+            self._conflict(entry, "user-edited" if ours else "pre-existing", disk.sha256, ours,
+                           version)
 
-    def _carry_pending(self, entry: PlannedFile) -> None:
-        """Keep a `.mam-new` of ours that still waits for the user in our care."""
+    def _conflict(
+        self, entry: PlannedFile, reason: str, disk_sha256: str | None, ours: str | None,
+        version: str,
+    ) -> None:
+        """The user's file differs from ours and from the new version: --on-conflict decides."""
+        if self.on_conflict == "error":
+            self.conflicts.append(entry.path)
+        elif self.on_conflict == "keep":
+            self._keep(entry.path, "kept-mine", disk_sha256=disk_sha256,
+                       owned_sha256=entry.sha256, decision="kept-mine", version=self.version)
+        elif self.on_conflict == "take-new" and disk_sha256 is not None:
+            self.actions.append(ReplaceFile(
+                path=entry.path, old_sha256=disk_sha256, sha256=entry.sha256, mode=entry.mode,
+                source=entry.source, for_path=entry.path, base=self.base, version=self.version,
+                reason="--on-conflict take-new: yours is kept in this run's backup",
+            ))
+        else:
+            self._beside(entry, reason, disk_sha256, ours, version)
+
+    def _carry_pending(self, entry: PlannedFile) -> bool:
+        """Keep a `.mam-new` of ours that still waits for the user in our care; True if one."""
         new_path = entry.path + NEW_SUFFIX
         ours = self._ours(new_path)
         if ours is None:
-            return
+            return False
         disk = fsops.inspect(self.root, new_path)
         if disk.kind == "file" and disk.sha256 == ours:
-            self._keep(new_path, "pending", disk_sha256=ours, owned_sha256=ours)
+            self._keep(new_path, "pending", disk_sha256=ours, owned_sha256=ours,
+                       version=self._version_of(new_path))
+            return True
+        return False
 
     def _write(self, entry: PlannedFile, path: str, reason: str) -> None:
         self.actions.append(
@@ -171,11 +249,16 @@ class _Planner:
                 for_path=entry.path,
                 reason=reason,
                 base=self.base,
+                version=self.version,
             )
         )
 
-    def _replace(self, entry: PlannedFile, path: str, old: str, *, adopted: bool) -> None:
-        reason = "installed by an earlier mam release, adopted" if adopted else "unchanged by you"
+    def _replace(
+        self, entry: PlannedFile, path: str, old: str, *, adopted_from: str | None
+    ) -> None:
+        reason = (
+            f"installed by mam {adopted_from}, adopted" if adopted_from else "unchanged by you"
+        )
         self.actions.append(
             ReplaceFile(
                 path=path,
@@ -184,24 +267,31 @@ class _Planner:
                 mode=entry.mode,
                 source=entry.source,
                 for_path=entry.path,
-                adopted=adopted,
+                adopted=adopted_from is not None,
+                adopted_from=adopted_from,
                 reason=reason,
                 base=self.base,
+                version=self.version,
             )
         )
 
-    def _beside(self, entry: PlannedFile, reason: str, disk_sha256: str | None) -> None:
-        """Keep the user's file and put ours next to it as ``<file>.mam-new``."""
+    def _beside(
+        self, entry: PlannedFile, reason: str, disk_sha256: str | None, ours: str | None,
+        version: str,
+    ) -> None:
+        """Keep the user's file and put ours next to it as ``<file>.mam-new`` (a conflict)."""
         new_path = entry.path + NEW_SUFFIX
-        self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path)
+        self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path,
+                   owned_sha256=ours, decision="conflict", version=version if ours else "")
         ours = self._ours(new_path)
         disk = fsops.inspect(self.root, new_path)
         if disk.kind == "absent":
             self._write(entry, new_path, f"beside your {entry.path}")
         elif disk.kind == "file" and disk.sha256 == entry.sha256:
-            self._keep(new_path, "pending", disk_sha256=disk.sha256, owned_sha256=entry.sha256)
+            self._keep(new_path, "pending", disk_sha256=disk.sha256, owned_sha256=entry.sha256,
+                       version=self.version)
         elif disk.kind == "file" and ours is not None and disk.sha256 == ours:
-            self._replace(entry, new_path, ours, adopted=False)
+            self._replace(entry, new_path, ours, adopted_from=None)
         else:
             self._keep(new_path, "user-edited" if disk.kind == "file" else disk.kind)
 
@@ -242,27 +332,34 @@ def plan_files(
     previous: Previous,
     *,
     base: str | None = None,
-    legacy: Mapping[str, frozenset[str]] | None = None,
-    same_version: bool = False,
+    legacy: Mapping[str, Mapping[str, str]] | None = None,
+    same_version: bool = False,  # kept for callers; a deletion is remembered whatever the version
+    version: str = "",
+    on_conflict: OnConflict = "beside",
+    restore: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Inspect ``files`` below ``root`` (``base``, when given) and return the ordered actions."""
     root = Path(base) if base else root
-    return _Planner(root, base, previous, legacy or {}, same_version).plan(files)
+    planner = _Planner(root, base, previous, legacy or {}, version, on_conflict, restore)
+    return planner.plan(files)
 
 
 def plan_workspace(
     root: Path,
     manifest: Manifest,
     previous: Previous,
-    legacy: Mapping[str, frozenset[str]] | None = None,
+    legacy: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    on_conflict: OnConflict = "beside",
+    restore: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Inspect the workspace and return the ordered actions; touches nothing."""
     files = tuple(
         PlannedFile(path=e.path, sha256=e.sha256, mode=e.mode, source=e.member)
         for e in manifest.in_scope("workspace")
     )
-    same = previous.version == manifest.version
-    return plan_files(root, files, previous, legacy=legacy, same_version=same)
+    return plan_files(root, files, previous, legacy=legacy, version=manifest.version,
+                      on_conflict=on_conflict, restore=restore)
 
 
 def plan_uninstall(root: Path, receipt: Receipt) -> list[Action]:

@@ -1,4 +1,4 @@
-"""Released manifests, as the set of hashes each workspace path has ever had (legacy adoption)."""
+"""Released manifests, as the hashes each workspace path has ever had and in which version."""
 
 from __future__ import annotations
 
@@ -23,10 +23,18 @@ def read_history(directory: Path | None) -> list[Manifest]:
     return manifests
 
 
-def released_hashes(manifests: Iterable[Manifest]) -> Mapping[str, frozenset[str]]:
-    """workspace path -> every SHA-256 a released version put there."""
-    hashes: dict[str, set[str]] = {}
-    for manifest in manifests:
+def released_hashes(manifests: Iterable[Manifest]) -> Mapping[str, Mapping[str, str]]:
+    """workspace path -> every SHA-256 a released version put there -> the newest such version."""
+    from packaging.version import InvalidVersion, Version
+
+    def order(manifest: Manifest) -> tuple[int, Version | str]:
+        try:
+            return (1, Version(manifest.version))
+        except InvalidVersion:
+            return (0, manifest.version)
+
+    hashes: dict[str, dict[str, str]] = {}
+    for manifest in sorted(manifests, key=order):
         for entry in manifest.in_scope("workspace"):
-            hashes.setdefault(entry.path, set()).add(entry.sha256)
-    return {path: frozenset(values) for path, values in hashes.items()}
+            hashes.setdefault(entry.path, {})[entry.sha256] = manifest.version
+    return hashes

@@ -21,7 +21,7 @@ from ._manifest import Scope, load_json_strict
 from ._receipt_check import VERSION, check_action_paths, check_top_level
 from ._state_dir import read_state_file
 
-RECEIPT_SCHEMA = 1
+RECEIPT_SCHEMA = 2
 RECEIPT_KIND = "mam-install-receipt"
 
 
@@ -135,8 +135,29 @@ def _migrate(doc: dict[str, Any], origin: str) -> dict[str, Any]:
             f"this is an older mam-install (schema {RECEIPT_SCHEMA}): use mam-install {made_by} "
             "or newer"
         )
-    # Schema 1 is the first; future steps go here as `if version == N: ...; version = N + 1`.
+    if version == 1:
+        doc = _migrate_1_to_2(doc)
     return doc
+
+
+def _migrate_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 records per file the version mam wrote and what the user decided. Schema 1 knew
+    a decision only from a kept file's reason, and an edit or deletion only for one run."""
+    version = doc.get("payload_version")
+    actions = []
+    entries = doc.get("actions")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            entry = dict(entry)
+            tag, reason = entry.get("tag"), entry.get("reason")
+            if tag in ("write_file", "replace_file"):
+                entry.setdefault("version", version)
+            elif tag == "keep_file" and reason in ("user-edited", "pre-existing"):
+                entry.setdefault("decision", "conflict" if entry.get("new_path") else "edited")
+            elif tag == "keep_file" and reason == "user-deleted":
+                entry.setdefault("decision", "deleted")
+        actions.append(entry)
+    return {**doc, "actions": actions, "schema_version": 2}
 
 
 def read_receipt(layout: ScopeLayout, archived: str | None = None) -> Receipt | None:

@@ -115,6 +115,10 @@ def check_action_paths(doc: Mapping[str, Any], layout: ScopeLayout, origin: str)
         value = doc.get(key)
         if value is not None and not is_sha256_hex(value):
             raise _refuse(origin, f"{tag} {key} {str(value)[:80]!r} is not a sha256")
+    for key in ("version", "adopted_from"):
+        value = doc.get(key)
+        if value:
+            check_version(value, f"{tag} {key}", origin)
     mode = doc.get("mode")
     if mode is not None and not 0 <= mode <= 0o7777:
         raise _refuse(origin, f"{tag} mode {mode!r} is not a file mode")

@@ -164,6 +164,13 @@ def install_options(func: F) -> F:
         click.option("--no-modify-path", is_flag=True, help="Do not touch shell rc files."),
         click.option("--enable-units", is_flag=True, help="Enable and start the user units."),
         click.option("--allow-downgrade", is_flag=True, help="Allow installing an older version."),
+        click.option(
+            "--on-conflict",
+            type=click.Choice(["keep", "take-new", "error"]),
+            help="A file you changed that the release changed too: keep yours, take the new "
+            "one (yours stays in the run's backup), or fail (exit 4). Default: ours beside "
+            "yours as .mam-new.",
+        ),
         click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing."),
         click.option(
             "-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation."
@@ -198,6 +205,7 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
         allow_downgrade=kw["allow_downgrade"],
         lock_timeout=kw["lock_timeout"],
         host=None if kw["no_host"] else host_options,
+        on_conflict=kw["on_conflict"] or "beside",
     )
     document = run_install(opts, feedback)
     host = document.get("host")
@@ -305,6 +313,55 @@ def status(
 
     document, healthy = run_status(workspace, feedback, lock_timeout=lock_timeout)
     return document, 0 if healthy else int(ExitCode.CONFLICT)
+
+
+@main.command()
+@workspace_option
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--keep-mine", "choice", flag_value="keep-mine", help="Keep your copy.")
+@click.option("--take-new", "choice", flag_value="take-new", help="Take mam's .mam-new.")
+@lock_timeout_option
+@command_runner
+def resolve(
+    feedback: Any,
+    settings: Settings,
+    workspace: Path | None,
+    paths: tuple[Path, ...],
+    choice: str | None,
+    lock_timeout: float,
+) -> tuple[dict[str, Any], int]:
+    """Close .mam-new conflicts (all, or PATH...); on a terminal without a flag, ask per file."""
+    from ._cmd_resolve import run_resolve
+
+    return run_resolve(workspace, paths, choice, feedback, lock_timeout=lock_timeout), 0
+
+
+@main.command()
+@workspace_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--from", "source", metavar="SOURCE", help="The installed version's release.")
+@click.option("--sha256", metavar="HEX", help="Pin a bare archive (--from FILE or -).")
+@click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+@lock_timeout_option
+@command_runner
+def restore(
+    feedback: Any,
+    settings: Settings,
+    workspace: Path | None,
+    paths: tuple[Path, ...],
+    source: str | None,
+    sha256: str | None,
+    assume_yes: bool,
+    lock_timeout: float,
+) -> tuple[dict[str, Any], int]:
+    """Bring back files of mam's that you deleted (they stay deleted until you do)."""
+    from ._cmd_resolve import run_restore
+
+    document = run_restore(
+        workspace, paths, source, sha256, feedback, assume_yes=assume_yes,
+        lock_timeout=lock_timeout,
+    )
+    return document, 0
 
 
 @main.command()

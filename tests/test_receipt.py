@@ -112,3 +112,49 @@ def test_a_released_receipt_still_upgrades(tmp_path, releases):
     expected["AGENT.md.mam-new"] = expected_tree(V2_FILES)["AGENT.md"]
     assert tree(ws) == expected
     assert not Path(ws / ".agents/skills/old-tool.sh").exists()
+
+
+def test_the_schema_1_fixture_is_migrated_with_the_decisions_it_knew(tmp_path):
+    layout = state(tmp_path)
+    shutil.copy(FIXTURES / "0.1.0-workspace.json", layout.receipt)
+    receipt = read_receipt(layout)
+    assert receipt is not None and receipt.plan.schema_version == 2
+    by_path = {getattr(a, "path", None): a for a in receipt.plan.actions}
+    assert by_path["AGENT.md"].decision == "conflict"
+    assert by_path[".env.example"].version == "1.0.0"
+
+
+def test_a_schema_2_receipt_keeps_every_decision_through_an_upgrade(tmp_path, releases):
+    from workspaces import make_release
+
+    ws = tmp_path / "ws"
+    for rel, (data, mode) in V2_FILES.items():
+        path = ws / rel.split("/", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+    (ws / ".env.example").write_bytes(b"MAM_TMUX_SOCKET=mine\n")
+    (ws / ".agents/skills/tmux/send-message.sh").unlink()
+    (ws / "AGENT.md").write_bytes(b"the user's own AGENT.md\n")
+    (ws / "AGENT.md.mam-new").write_bytes(V2_FILES["workspace/AGENT.md"][0])
+    (ws / ".mam").mkdir()
+    shutil.copy(FIXTURES / "0.1.0-schema-2-workspace.json", ws / ".mam/install-receipt.json")
+    status = cli("--json", "status", "--workspace", ws)
+    assert status.exit_code == 4
+    assert status.json()["files"] == {
+        ".agents/skills/lib.sh": "pristine",
+        ".agents/skills/mqtt/mam_mqtt.py": "pristine",
+        ".agents/skills/tmux/send-message.sh": "deleted",
+        ".env.example": "modified",
+        "AGENT.md": "pending",
+    }
+    v3 = dict(V2_FILES)
+    v3["workspace/.env.example"] = (b"MAM_TMUX_SOCKET=mam\nMAM_NEW=1\n", 0o644)
+    v3["workspace/AGENT.md"] = (b"# v3\n", 0o644)
+    result = cli("upgrade", "-y", "--no-host", "--workspace", ws, "--from",
+                 make_release(tmp_path, v3, "3.0.0"))
+    assert result.exit_code == 0, result.stderr
+    assert (ws / ".env.example").read_bytes() == b"MAM_TMUX_SOCKET=mine\n"
+    assert (ws / ".env.example.mam-new").read_bytes() == b"MAM_TMUX_SOCKET=mam\nMAM_NEW=1\n"
+    assert not (ws / ".agents/skills/tmux/send-message.sh").exists()
+    assert (ws / "AGENT.md.mam-new").read_bytes() == b"# v3\n"

@@ -82,6 +82,10 @@ class World:
             args += ["-y", "--no-host", "--from", self.newer]
         elif command == "uninstall":
             args += ["-y"]
+        elif command == "restore":
+            args += ["-y", "--from", self.release, self.ws / "AGENT.md"]
+        elif command == "resolve":
+            args += ["--keep-mine"]
         return run(*args, "--workspace", self.ws, *extra)
 
     def craft(self, change: Callable[[dict[str, Any]], None]) -> None:
@@ -105,6 +109,11 @@ def world(tmp_path: Path, releases: dict[str, Path]) -> World:
     return World(tmp_path, releases["1.0.0"], releases["2.0.0"])
 
 
+EVERY_COMMAND = (
+    "status", "plan", "install", "upgrade", "uninstall", "rollback", "resolve", "restore"
+)
+
+
 def interrupted(doc: dict[str, Any]) -> None:
     doc["run"]["status"] = "in-progress"
 
@@ -116,9 +125,8 @@ def test_backup_path_climbing_out_of_the_state_dir_is_refused_by_status(world):
         doc["run"]["backup"] = "../.."
 
     world.craft(change)
-    world.refused("status")
-    world.refused("install")
-    world.refused("rollback")
+    for command in EVERY_COMMAND:
+        world.refused(command)
 
 
 def test_replace_file_with_an_outside_base_and_a_planted_backup_is_refused(world):
@@ -187,8 +195,8 @@ def test_a_file_of_the_user_outside_the_allowlist_is_refused_by_uninstall(world)
 def test_a_version_that_is_a_path_is_refused(world):
     # Uninstall archives the receipt as receipts/<payload_version>.json.
     world.craft(lambda doc: doc.update(payload_version="../../../planted"))
-    world.refused("uninstall")
-    world.refused("status")
+    for command in EVERY_COMMAND:
+        world.refused(command)
 
 
 @pytest.mark.parametrize(
@@ -264,11 +272,13 @@ def test_a_symlinked_receipt_or_lock_is_refused(world, name):
 def test_a_symlinked_state_dir_is_refused_by_uninstall(world):
     # The .mam of the clone points at a directory with a receipt that names files there.
     shutil.move(world.ws / ".mam", world.outside / "state")
+    (world.outside / "state/lock").unlink()  # no lock may be created through the link either
     (world.ws / ".mam").symlink_to(world.outside / "state")
     world.refused("uninstall")
     world.refused("status")
     world.refused("install")
     world.refused("rollback")
+    world.refused("resolve", "--keep-mine")
 
 
 def test_a_receipt_of_the_wrong_scope_is_refused(world):

@@ -14,6 +14,7 @@ from ._layout import find_workspace, workspace_layout
 from ._lock import lock_for
 from ._plan import InstallPlan, read_receipt
 from ._runner import SubprocessRunner
+from ._state_dir import check_state_dir
 from ._transaction import keep_what_is_left, recover, remove_state_dir, rollback_last, run_plan
 
 
@@ -83,6 +84,7 @@ def run_rollback(
     root = find_workspace(Path.cwd(), workspace)
     layout = workspace_layout(root)
     ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
+    check_state_dir(layout)  # before the lock file is opened in it
     with lock_for(layout.lock, timeout=lock_timeout):
         if recover(layout, ctx):
             feedback.info(f"undid the interrupted run in {root}; that was the rollback")

@@ -31,6 +31,7 @@ from ._manifest import NEW_SUFFIX
 from ._plan import InstallPlan, Receipt, read_receipt
 from ._runner import SubprocessRunner
 from ._staging import Staging
+from ._state_dir import check_state_dir
 from ._transaction import recover, run_plan
 
 MAX_DIFF_BYTES = 1024 * 1024
@@ -198,6 +199,7 @@ def run_resolve(
     layout = workspace_layout(root)
     wanted = workspace_paths(root, paths)
     ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
+    check_state_dir(layout)  # before the lock file is opened in it
     with lock_for(layout.lock, timeout=lock_timeout):
         recover(layout, ctx)
         receipt = _receipt(layout)

@@ -25,13 +25,10 @@ def read_history(directory: Path | None) -> list[Manifest]:
 
 def released_hashes(manifests: Iterable[Manifest]) -> Mapping[str, Mapping[str, str]]:
     """workspace path -> every SHA-256 a released version put there -> the newest such version."""
-    from packaging.version import InvalidVersion, Version
-
-    def order(manifest: Manifest) -> tuple[int, Version | str]:
-        try:
-            return (1, Version(manifest.version))
-        except InvalidVersion:
-            return (0, manifest.version)
+    def order(manifest: Manifest) -> list[tuple[int, int | str]]:
+        # Release numbers compared part by part without importing packaging (a no-op re-install
+        # plans from here and must stay cheap, DESIGN §9); a pre-release tag sorts as text.
+        return [(0, int(p)) if p.isdigit() else (1, p) for p in manifest.version.split(".")]
 
     hashes: dict[str, dict[str, str]] = {}
     for manifest in sorted(manifests, key=order):

@@ -347,7 +347,7 @@ def test_the_socket_name_comes_from_mam_tmux_socket(host_release, home):
     actions, _, _, contents = plan(host_release["1.0.0"], fake_host(home),
                                    env={"MAM_TMUX_SOCKET": "team-7"})
     unit = writes(actions)[str(home / ".config/systemd/user/mam-tmux-holder.service")]
-    assert b"ExecStop=-" + TMUX.encode() + b" -L team-7 kill-server\n" in contents[unit.source]
+    assert b"\nEnvironment=MAM_TMUX_SOCKET=team-7\n" in contents[unit.source]
 
 
 def test_an_existing_different_unit_is_kept_and_ours_goes_beside_it(host_release, home):

@@ -250,13 +250,6 @@ class _Planner:
                 "Install tmux (`mam-install doctor` names the command) and run the install again"
             )
             return
-        if not os.path.isabs(values["MAM_PYTHON"]):
-            self.notes.warn(
-                f"the Python running mam-install ({values['MAM_PYTHON']!r}) has no absolute "
-                "path for the units to run; they were not installed. Run mam-install with "
-                "`/usr/bin/python3` (or another absolute path)"
-            )
-            return
         prefix = f"units/{kind}/"
         planned: list[tuple[ManifestFile, bytes]] = []
         try:
@@ -276,8 +269,9 @@ class _Planner:
             from ._doctor import paho_install_command
 
             self.notes.warn(
-                f"the MQTT monitor unit runs {values['MAM_PYTHON']}, which cannot import "
-                f"paho.mqtt: install it with `{paho_install_command(self.host)}`"
+                f"the MQTT monitor unit runs MAM_PYTHON from {self.layout.config_dir}/mqtt.env, "
+                f"else python3 on PATH; {values['MAM_PYTHON']} cannot import paho.mqtt: "
+                f"install it with `{paho_install_command(self.host)}`"
             )
 
     def _on_path(self) -> bool:

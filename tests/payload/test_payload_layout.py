@@ -25,6 +25,7 @@ HOST_FILES = {
     "tools/agent-send.sh": 0o755,
     "tools/start-agent-session.sh": 0o755,
     "tools/mam-tmux-holder.sh": 0o755,
+    "tools/mam-python.sh": 0o755,
     "tools/mqtt_common.py": 0o644,
     "tools/mam_mqtt.py": 0o755,
     "units/systemd/mam-tmux-holder.service": 0o644,
@@ -68,9 +69,13 @@ def test_files_are_regular_with_the_modes_the_manifest_records() -> None:
             assert stat.S_IMODE(real.stat().st_mode) == mode, rel
 
 
+# The host's own tools; every other one is the workspace's, linked.
+HOST_ONLY_TOOLS = {"mam-tmux-holder.sh", "mam-python.sh"}
+
+
 def test_host_tools_shared_with_the_workspace_are_relative_links_inside_payload() -> None:
     for tool in HOST_TOOLS.iterdir():
-        if tool.name == "mam-tmux-holder.sh":
+        if tool.name in HOST_ONLY_TOOLS:
             assert not tool.is_symlink()
             continue
         assert tool.is_symlink(), tool.name
@@ -92,11 +97,11 @@ def test_templates_use_only_the_agreed_placeholders() -> None:
         if path.is_file() and not path.is_symlink():
             used |= set(re.findall(r"@([A-Z_]+)@", path.read_text()))
     assert used <= PLACEHOLDERS
-    assert {"MAM_TOOLS_DIR", "MAM_PYTHON", "MAM_TMUX", "MAM_TMUX_SOCKET"} <= used
+    assert {"MAM_TOOLS_DIR", "MAM_TMUX", "MAM_TMUX_SOCKET"} <= used
 
 
 def test_scripts_are_portable_posix_sh() -> None:
-    for path in [*WORKSPACE.rglob("*.sh"), HOST_TOOLS / "mam-tmux-holder.sh"]:
+    for path in [*WORKSPACE.rglob("*.sh"), *(HOST_TOOLS / name for name in HOST_ONLY_TOOLS)]:
         lines = path.read_text().splitlines()
         assert lines[0] == "#!/bin/sh", path
         assert "# shellcheck shell=dash" in lines[:3], path
@@ -111,7 +116,8 @@ NOT_SETTINGS = {"MAM_AGENT_NAME", "MAM_LIB", "MAM_MOUNTINFO", "MAM_MOUNT_TABLE"}
 
 
 def test_env_example_documents_every_setting_the_tools_read() -> None:
-    code = [*WORKSPACE.rglob("*.sh"), *WORKSPACE.rglob("*.py"), HOST_TOOLS / "mam-tmux-holder.sh"]
+    code = [*WORKSPACE.rglob("*.sh"), *WORKSPACE.rglob("*.py"),
+            *(HOST_TOOLS / name for name in HOST_ONLY_TOOLS)]
     read = set()
     for path in code:
         read |= set(re.findall(r"\b(MAM_[A-Z0-9_]*[A-Z0-9])\b", path.read_text()))

@@ -95,16 +95,26 @@ def test_the_agent_unit_is_bound_to_the_holder_and_stops_only_its_session() -> N
     lines = unit_lines("mam-agent@.service")
     for wanted in ("Requires=mam-tmux-holder.service", "After=mam-tmux-holder.service",
                    "PartOf=mam-tmux-holder.service",
+                   "EnvironmentFile=-@MAM_CONFIG_DIR@/fleet.env",
                    "EnvironmentFile=-@MAM_CONFIG_DIR@/agents/%i.env",
-                   "ExecStop=-@MAM_TMUX@ -L @MAM_TMUX_SOCKET@ kill-session -t =%i"):
+                   "ExecStop=-@MAM_TOOLS_DIR@/start-agent-session.sh -k %i"):
         assert wanted in lines
+    # The per-agent file comes last, so it wins; no Exec line names a socket of its own.
+    assert lines.index("EnvironmentFile=-@MAM_CONFIG_DIR@/agents/%i.env") > lines.index(
+        "EnvironmentFile=-@MAM_CONFIG_DIR@/fleet.env")
+    assert not [line for line in lines if line.startswith("Exec") and "-L" in line.split()]
 
 
 def test_the_holder_stops_only_its_named_server() -> None:
     lines = unit_lines("mam-tmux-holder.service")
-    assert "ExecStop=-@MAM_TMUX@ -L @MAM_TMUX_SOCKET@ kill-server" in lines
-    text = (SYSTEMD / "mam-tmux-holder.service").read_text()
-    assert "kill-server" not in text.replace("-L @MAM_TMUX_SOCKET@ kill-server", "")
+    assert "ExecStop=-@MAM_TOOLS_DIR@/mam-tmux-holder.sh -k" in lines
+    assert "EnvironmentFile=-@MAM_CONFIG_DIR@/fleet.env" in lines
+    assert "kill-server" not in "\n".join(line for line in lines if not line.startswith("#"))
+
+
+@pytest.mark.parametrize("template", sorted([*SYSTEMD.glob("*.service"), *LAUNCHD.glob("*.plist")]))
+def test_no_unit_hard_codes_the_installers_interpreter(template: Path) -> None:
+    assert "@MAM_PYTHON@" not in template.read_text()
 
 
 @pytest.mark.parametrize("plist", PLISTS)
@@ -181,12 +191,15 @@ def service_commands(text: str, instance: str, home: Path) -> ServiceCommands:
 def test_holder_and_agent_unit_commands_start_and_stop_exactly_their_things(
     tmux: Tmux, tmp_path: Path
 ) -> None:
-    filled = dict(values(tmp_path), MAM_TMUX_SOCKET=tmux.socket_name)
+    # Rendered with another socket: the one in fleet.env (from the roster) must be used.
+    filled = dict(values(tmp_path), MAM_TMUX_SOCKET=f"{tmux.socket_name}-rendered")
     home = tmp_path / "home"
     workdir = home / "project"
     workdir.mkdir(parents=True)
     agents = Path(filled["MAM_CONFIG_DIR"]) / "agents"
     agents.mkdir(parents=True)
+    (agents.parent / "fleet.env").write_text(
+        f"MAM_TMUX_SOCKET={tmux.socket_name}\nMAM_HOLDER_SESSION=mam-holder\n")
     (agents / "alice.env").write_text(f"MAM_AGENT_WORKDIR={workdir}\nMAM_AGENT_COMMAND=exec cat\n")
     holder = service_commands(render((SYSTEMD / "mam-tmux-holder.service").read_text(), filled),
                               "", home)
@@ -211,7 +224,7 @@ def test_holder_and_agent_unit_commands_start_and_stop_exactly_their_things(
         assert pane_path.stdout.strip() == str(workdir)
         subprocess.run(agent.execs["ExecStop"][0], env=agent.env, timeout=30, check=True)
         assert running.wait(timeout=10) in (0, 1)
-        assert tmux.sessions() == {"alice0"}
+        assert tmux.sessions() == {"alice0", "mam-holder"}
         subprocess.run(holder.execs["ExecStop"][0], env=holder.env, timeout=30, check=True)
         held.send_signal(signal.SIGTERM)  # what systemd sends after ExecStop
         assert held.wait(timeout=10) in (0, 1)
@@ -227,10 +240,12 @@ broker = pytest.fixture(name="broker", scope="module")(tls_broker)
 def test_monitor_unit_command_reads_its_settings_file_and_listens(
     broker: Broker, tmux: Tmux, tmp_path: Path
 ) -> None:
-    filled = dict(values(tmp_path), MAM_TMUX_SOCKET=tmux.socket_name)
+    # The Python that ran the installer is gone; the unit must take MAM_PYTHON from mqtt.env.
+    filled = dict(values(tmp_path), MAM_TMUX_SOCKET=tmux.socket_name,
+                  MAM_PYTHON=str(tmp_path / "gone" / "python3"))
     config = Path(filled["MAM_CONFIG_DIR"])
     config.mkdir(parents=True)
-    settings = broker.env(Path(filled["MAM_STATE_DIR"]))
+    settings = dict(broker.env(Path(filled["MAM_STATE_DIR"])), MAM_PYTHON=sys.executable)
     (config / "mqtt.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     monitor = service_commands(render((SYSTEMD / "mam-mqtt-monitor.service").read_text(),
                                       filled), "", tmp_path / "home")
@@ -260,3 +275,15 @@ def test_agent_plist_program_starts_the_session_and_sigterm_ends_exactly_it(
     agent.send_signal(signal.SIGTERM)  # launchctl bootout: there is no ExecStop on macOS
     assert agent.wait(timeout=10) == 0
     assert tmux.sessions() == {"alice0"}
+
+
+def test_the_python_wrapper_fails_loudly_without_an_interpreter(tmp_path: Path) -> None:
+    tools = copy_tools(tmp_path / "tools")
+    settings = tmp_path / "mqtt.env"
+    settings.write_text(f"MAM_PYTHON={tmp_path / 'gone' / 'python3'}\n")
+    ran = subprocess.run([str(tools / "mam-python.sh"), str(tools / "mam_mqtt.py"), "--help"],
+                         env={"PATH": "/usr/bin:/bin", "MAM_ENV_FILE": str(settings),
+                              "HOME": str(tmp_path)},
+                         capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 69
+    assert "set MAM_PYTHON in" in ran.stderr and str(settings) in ran.stderr

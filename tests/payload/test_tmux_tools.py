@@ -154,6 +154,58 @@ def test_text_that_never_submits_exits_2_after_the_retries(
     assert submissions(log) == []
 
 
+def test_a_one_line_message_over_128_kib_arrives_intact(
+    tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    # 200 KiB on one line: more than one argument or environment string may hold (E2BIG).
+    log = tmp_path / "tui.log"
+    start_tui(tmux, "big", log, ignored_enters=0)
+    message = "".join(f"{i:07d} " for i in range(200 * 1024 // 8)) + "THE-END"
+    result = run([str(SEND), "-t", "big"], env, stdin=message)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert wait_for(lambda: submissions(log) == [message], timeout=60)
+
+
+@pytest.mark.parametrize("source", ["-m", "-f", "stdin"])
+def test_a_message_over_the_limit_is_refused_whole_with_exit_5(
+    source: str, tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    log = tmp_path / "tui.log"
+    start_tui(tmux, "capped", log, ignored_enters=0)
+    message = "x" * 1001
+    body = tmp_path / "body.txt"
+    body.write_text(message)
+    args = {"-m": ["-m", message], "-f": ["-f", str(body)], "stdin": []}[source]
+    result = run([str(SEND), "-t", "capped", *args], dict(env, MAM_SEND_MAX_BYTES="1000"),
+                 stdin=message if source == "stdin" else None)
+    assert result.returncode == 5
+    assert "larger than 1000 bytes (MAM_SEND_MAX_BYTES); nothing was sent" in result.stderr
+    assert Path(str(log) + ".raw").read_bytes() == b""
+    exact = run([str(SEND), "-t", "capped", "-m", message[:1000]],
+                dict(env, MAM_SEND_MAX_BYTES="1000"))
+    assert exact.returncode == 0, exact.stderr
+    assert wait_for(lambda: submissions(log) == [message[:1000]])
+
+
+def test_an_unreadable_pane_is_never_reported_delivered(
+    tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    # A tmux that pastes but cannot be asked where the cursor is: exit 2, not 0.
+    real = shutil.which("tmux")
+    wrapper = tmp_path / "tmux-no-cursor"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case $a in *cursor_y*) exit 1 ;; esac; done\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    log = tmp_path / "tui.log"
+    start_tui(tmux, "blind", log, ignored_enters=0)
+    result = run([str(SEND), "-t", "blind", "-m", "hello"], dict(env, MAM_TMUX=str(wrapper)))
+    assert result.returncode == 2
+    assert "could not be read back" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -236,6 +288,31 @@ def test_agent_send_ships_send_message_over_ssh_with_a_base64_body(
         "[from near:me] it's \"quoted\"; $(echo not run) `nor this`", "second line"])
 
 
+def test_agent_send_refuses_a_body_too_big_for_one_ssh_argument_with_exit_5(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    called = tmp_path / "ssh-called"
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text(f"#!/bin/sh\ntouch {called}\ncat >/dev/null\n")
+    fake_ssh.chmod(0o755)
+    result = run([str(AGENT_SEND), "-s", "x", "-H", "far", "-n", "h", "-S", "me"],
+                 dict(env, MAM_SSH=str(fake_ssh)), stdin="y" * (100 * 1024))
+    assert result.returncode == 5
+    assert "larger than 96 KiB" in result.stderr
+    assert not called.exists()
+
+
+def test_agent_send_passes_the_local_size_limit_on_as_exit_5(
+    tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "bob.out"
+    start_tee(tmux, "bob", out)
+    result = run([str(AGENT_SEND), "-s", "bob", "-n", "h", "-S", "me"],
+                 dict(env, MAM_SEND_MAX_BYTES="100"), stdin="z" * 200)
+    assert result.returncode == 5
+    assert read_lines(out) == []
+
+
 def test_agent_send_reports_an_ssh_failure_as_exit_4(
     tmux: Tmux, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -288,6 +365,50 @@ def test_start_is_idempotent(tmux: Tmux, env: dict[str, str], tmp_path: Path) ->
     assert "already running" in again.stderr
     assert tmux("display-message", "-p", "-t", "=alice:", "#{pane_pid}").stdout == pane
     assert tmux.sessions() == {"alice"}
+
+
+def test_replace_ends_the_running_session_and_starts_a_fresh_one(
+    tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    tmux.new_session("alice0", "sleep", "60")
+    env = dict(env, MAM_AGENT_COMMAND="exec cat", MAM_AGENT_WORKDIR=str(tmp_path))
+    assert run([str(START), "alice"], env).returncode == 0
+    before = tmux("display-message", "-p", "-t", "=alice:", "#{pane_pid}").stdout
+    sibling = tmux("display-message", "-p", "-t", "=alice0:", "#{pane_pid}").stdout
+    for flag in ("--replace", "-r"):
+        result = run([str(START), flag, "alice"], env)
+        assert result.returncode == 0, result.stderr
+        assert "ended the running agent session alice to replace it" in result.stderr
+        now = tmux("display-message", "-p", "-t", "=alice:", "#{pane_pid}").stdout
+        assert now != before
+        before = now
+    assert tmux("display-message", "-p", "-t", "=alice0:", "#{pane_pid}").stdout == sibling
+
+
+@pytest.mark.parametrize("option", ["--bogus", "--replace=yes", "-x"])
+def test_an_unknown_option_is_named_whole_and_exits_64(
+    option: str, env: dict[str, str], tmux: Tmux
+) -> None:
+    result = run([str(START), option, "alice"], env)
+    assert result.returncode == 64
+    assert f"unknown option {option}" in result.stderr
+    assert tmux.sessions() == set()
+
+
+def test_stop_ends_exactly_the_session_on_the_socket_its_env_file_names(
+    tmux: Tmux, env: dict[str, str], tmp_path: Path
+) -> None:
+    # The unit's ExecStop runs `start-agent-session.sh -k NAME`: the socket comes from the
+    # agent's env file, as for a start.
+    config = tmp_path / "config"
+    (config / "agents").mkdir(parents=True)
+    (config / "agents" / "eve.env").write_text(f"MAM_TMUX_SOCKET={tmux.socket_name}\n")
+    tmux.new_session("eve", "sleep", "60")
+    tmux.new_session("eve2", "sleep", "60")
+    env = {k: v for k, v in env.items() if k != "MAM_TMUX_SOCKET"}
+    result = run([str(START), "--stop", "eve"], dict(env, MAM_CONFIG_DIR=str(config)))
+    assert result.returncode == 0, result.stderr
+    assert tmux.sessions() == {"eve2"}
 
 
 def test_start_does_not_mistake_a_longer_name_for_the_agent(

@@ -6,20 +6,25 @@
 #
 # usage: mam-tmux-holder.sh [-L SOCKET]            hold the server until it exits or we get SIGTERM
 #        mam-tmux-holder.sh [-L SOCKET] -w SECONDS wait until the server answers (ExecStartPost)
+#        mam-tmux-holder.sh [-L SOCKET] -k         kill exactly that server (ExecStop)
 #
-# The server keeps running with no sessions (exit-empty off). SIGTERM, SIGINT and SIGHUP kill
-# exactly this server (tmux -L SOCKET kill-server) and nothing else. When the server dies on its
-# own the holder exits 1, so the service manager restarts it.
+# The server keeps running with no sessions (exit-empty off). When MAM_HOLDER_SESSION is set
+# (the roster's tmux.holder_session) a session of that name is kept in it too, so `tmux -L SOCKET
+# ls` shows whose server it is. SIGTERM, SIGINT and SIGHUP kill exactly this server (tmux -L
+# SOCKET kill-server) and nothing else. When the server dies on its own the holder exits 1, so
+# the service manager restarts it.
 #
-# exit: 0 stopped by signal or ready, 1 server gone or not ready in time, 64 usage, 69 no tmux
+# exit: 0 stopped by signal, killed or ready, 1 server gone or not ready in time, 64 usage,
+#       69 no tmux
 
 set -u
 
 usage() {
     cat >&2 <<'EOF'
-usage: mam-tmux-holder.sh [-L SOCKET] [-w SECONDS]
+usage: mam-tmux-holder.sh [-L SOCKET] [-w SECONDS | -k]
   -L SOCKET   tmux socket name (default: $MAM_TMUX_SOCKET; one is required)
   -w SECONDS  do not hold: wait up to SECONDS for the server to answer, then exit
+  -k          do not hold: kill that server (and only it), then exit
 EOF
 }
 
@@ -72,6 +77,14 @@ hold() {
         return 1
     }
     trap stop_server TERM INT HUP
+    if [ -n "${MAM_HOLDER_SESSION:-}" ] \
+        && ! mam_tmux has-session -t "=$MAM_HOLDER_SESSION" 2>/dev/null; then
+        # A session that does nothing, for good: it only names the server's owner.
+        # shellcheck disable=SC2016
+        mam_tmux new-session -d -s "$MAM_HOLDER_SESSION" -- /bin/sh -c \
+            'trap "" HUP INT; while :; do sleep 3600; done' \
+            || mam_warn "could not create the holder session $MAM_HOLDER_SESSION; holding the server without it"
+    fi
     mam_say "holding tmux server $MAM_TMUX_SOCKET (pid $pid)"
     while kill -0 "$pid" 2>/dev/null; do
         sleep "${MAM_HOLDER_POLL_SECONDS:-5}" &
@@ -83,12 +96,13 @@ hold() {
 
 main() {
     load_lib || return $?
-    socket="" ready_wait=""
+    socket="" ready_wait="" kill_only=""
     OPTIND=1
-    while getopts ':L:w:h' opt; do
+    while getopts ':L:w:kh' opt; do
         case $opt in
             L) socket=$OPTARG ;;
             w) ready_wait=$OPTARG ;;
+            k) kill_only=1 ;;
             h) usage; return 0 ;;
             :) mam_err "-$OPTARG needs a value"; usage; return 64 ;;
             *) mam_err "unknown option -$OPTARG"; usage; return 64 ;;
@@ -100,7 +114,15 @@ main() {
         mam_err "set MAM_TMUX_SOCKET or pass -L SOCKET (letters, digits, ., _ and -): the holder never takes over your default tmux server"
         return 64
     fi
+    if [ -n "${MAM_HOLDER_SESSION:-}" ] && ! mam_valid_name "$MAM_HOLDER_SESSION"; then
+        mam_err "MAM_HOLDER_SESSION '$MAM_HOLDER_SESSION' must be 1-64 letters, digits, _ or -"
+        return 64
+    fi
     mam_need_tmux || return 69
+    if [ -n "$kill_only" ]; then
+        mam_tmux kill-server 2>/dev/null && mam_say "stopped tmux server $MAM_TMUX_SOCKET"
+        return 0
+    fi
     if [ -n "$ready_wait" ]; then
         case $ready_wait in
             *[!0123456789]*) mam_err "-w takes whole seconds, not $ready_wait"; return 64 ;;

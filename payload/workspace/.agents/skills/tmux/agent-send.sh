@@ -11,8 +11,11 @@
 # the same send-message.sh (with lib.sh in front) is piped to `ssh SSH_TARGET sh -s` and the body
 # travels base64-encoded as one argument, so no shell ever re-parses it.
 #
+# Over ssh the body travels as one argument, so it is capped at 96 KiB (arguments over 128 KiB
+# cannot be run); locally send-message.sh's MAM_SEND_MAX_BYTES applies.
+#
 # exit: 0 delivered, 1 session not found, 2 not seen submitted, 3 usage, 4 ssh failed,
-#       69 tmux, ssh or lib.sh missing
+#       5 message too large, 69 tmux, ssh or lib.sh missing
 
 set -u
 
@@ -28,7 +31,8 @@ usage: agent-send.sh [-L SOCKET] -s SESSION [-H SSH_TARGET] [-n HOST] (-m MSG | 
   -S LABEL       sender label (default: the current tmux session, else $USER)
   -r N           extra Enter presses while the text is still unsent (default 3)
   -v             say what is done
-exit: 0 delivered, 1 session not found, 2 not seen submitted, 3 usage, 4 ssh failed, 69 missing tool
+exit: 0 delivered, 1 session not found, 2 not seen submitted, 3 usage, 4 ssh failed,
+      5 too large, 69 missing tool
 EOF
 }
 
@@ -94,6 +98,10 @@ send_remote() {
         return 69
     fi
     _b64=$(printf '%s' "$full" | mam_b64encode) || return 1
+    if [ "${#_b64}" -gt 131072 ]; then
+        mam_err "the message is larger than 96 KiB, the most one ssh argument can carry; nothing was sent. Copy it to $ssh_target as a file and send its path"
+        return 5
+    fi
     # Every word below is checked to be [A-Za-z0-9_.=+/-], so the remote shell cannot misread it.
     set -- sh -s -- -t "=$session" -r "$retries" -b "$_b64"
     [ -z "${MAM_TMUX_SOCKET:-}" ] || set -- "$@" -L "$MAM_TMUX_SOCKET"

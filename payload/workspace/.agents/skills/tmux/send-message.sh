@@ -9,9 +9,11 @@
 # half-typed lines), Enter is pressed, and the pane is read back: while the message still sits
 # on the cursor line unsent, Enter is pressed again, up to RETRIES times (default 3).
 # A bare NAME or =NAME target means exactly the session NAME (=NAME:), never a prefix match.
+# A message is at most $MAM_SEND_MAX_BYTES bytes (default 1048576, 1 MiB); a longer one is
+# refused whole (exit 5) before anything reaches the pane, never cut short.
 #
 # exit: 0 delivered, 1 target not found, 2 pasted but not seen submitted, 3 usage,
-#       69 tmux or lib.sh missing
+#       5 message larger than MAM_SEND_MAX_BYTES, 69 tmux or lib.sh missing
 
 set -u
 
@@ -24,7 +26,9 @@ usage: send-message.sh [-L SOCKET] -t TARGET (-m MSG | -f FILE | -b BASE64 | std
   -b BASE64   message, base64-encoded (stdin is read when none of -m, -f, -b is given)
   -r RETRIES  extra Enter presses while the text is still unsent (default 3)
   -v          say what is done
-exit: 0 delivered, 1 target not found, 2 not seen submitted, 3 usage, 69 tmux missing
+environment: MAM_SEND_MAX_BYTES  largest message accepted (default 1048576)
+exit: 0 delivered, 1 target not found, 2 not seen submitted, 3 usage, 5 too large,
+      69 tmux missing
 EOF
 }
 
@@ -59,6 +63,11 @@ normalize_target() {
     esac
 }
 
+# Copy at most one byte more than the limit, so an endless source cannot fill the disk.
+capped_copy() {
+    head -c "$((max_bytes + 1))"
+}
+
 # Write the message to $msg_file without trailing newlines: our Enter is the only submit.
 stage_message() {
     case $source_kind in
@@ -68,7 +77,7 @@ stage_message() {
                 mam_err "cannot read message file $source_arg; check the path"
                 return 3
             fi
-            cat -- "$source_arg" >"$msg_file" || return 3
+            capped_copy <"$source_arg" >"$msg_file" || return 3
             ;;
         b)
             case $source_arg in
@@ -86,15 +95,29 @@ stage_message() {
                 mam_err "no message: give -m MSG, -f FILE or -b BASE64, or pipe it on stdin"
                 return 3
             fi
-            cat >"$msg_file" || return 3
+            capped_copy >"$msg_file" || return 3
             ;;
     esac
+    check_size || return $?
+    # $(...) drops the trailing newlines; it is linear in the size, unlike ${x##*...} patterns.
     message=$(cat -- "$msg_file")
     if [ -z "$message" ]; then
         mam_err "the message is empty; nothing to send"
         return 3
     fi
     printf '%s' "$message" >"$msg_file"
+    message=""
+    # Only the end of the last line is compared with the pane: the cursor row is at most a
+    # pane wide, and a value over 128 KiB could not be handed to awk through the environment.
+    last_line=$(tail -n 1 -- "$msg_file" | tail -c 4096)
+}
+
+check_size() {
+    _size=$(wc -c <"$msg_file" | tr -d ' ')
+    if [ "$_size" -gt "$max_bytes" ]; then
+        mam_err "the message is larger than $max_bytes bytes (MAM_SEND_MAX_BYTES); nothing was sent. Send a file path instead, or raise MAM_SEND_MAX_BYTES"
+        return 5
+    fi
 }
 
 resolve_pane() {
@@ -107,9 +130,13 @@ resolve_pane() {
     return 1
 }
 
-# True while the last line of the message still sits on the pane's cursor line.
+# 0 while the last line of the message still sits on the pane's cursor line, 1 once it is
+# gone, 2 when the pane cannot be read (never taken for "submitted").
 still_unsent() {
-    _y=$(mam_tmux display-message -p -t "$pane" '#{cursor_y}') || return 1
+    _y=$(mam_tmux display-message -p -t "$pane" '#{cursor_y}') || return 2
+    case $_y in
+        "" | *[!0123456789]*) return 2 ;;
+    esac
     _line=$(mam_tmux capture-pane -p -t "$pane" | sed -n "$((_y + 1))p")
     mam_awk_line=$_line mam_awk_last=$last_line LC_ALL=C awk 'BEGIN {
         line = ENVIRON["mam_awk_line"]; last = ENVIRON["mam_awk_last"]
@@ -142,7 +169,14 @@ deliver() {
     _try=0
     while :; do
         pause "${MAM_SEND_VERIFY_DELAY:-0.4}"
-        still_unsent || break
+        still_unsent
+        case $? in
+            0) ;;
+            1) break ;;
+            *)
+                mam_err "message pasted into $target_given but its pane could not be read back; check the pane"
+                return 2 ;;
+        esac
         if [ "$_try" -ge "$retries" ]; then
             mam_err "message pasted into $target_given but still unsent after $retries extra Enter presses; check the pane"
             return 2
@@ -198,6 +232,12 @@ main() {
         "" | *[!0123456789]*) mam_err "-r takes a whole number, not $retries"; return 3 ;;
     esac
     mam_load_env
+    max_bytes=${MAM_SEND_MAX_BYTES:-1048576}
+    case $max_bytes in
+        "" | *[!0123456789]*)
+            mam_err "MAM_SEND_MAX_BYTES must be a whole number of bytes, not $max_bytes"
+            return 3 ;;
+    esac
     [ -z "$socket" ] || MAM_TMUX_SOCKET=$socket
     mam_need_tmux || return 69
 
@@ -208,8 +248,6 @@ main() {
     trap cleanup EXIT
     trap 'cleanup; exit 130' INT TERM HUP
     stage_message || return $?
-    last_line=${message##*"
-"}
     target=$(normalize_target "$target_given")
     resolve_pane || return 1
     deliver

@@ -3,7 +3,8 @@
 #
 # start-agent-session.sh - start one agent in its own detached tmux session, once.
 #
-# usage: start-agent-session.sh [-w] AGENT
+# usage: start-agent-session.sh [-w] [-r] AGENT
+#        start-agent-session.sh -k AGENT
 #
 # Reads MAM_TMUX_SOCKET (tmux -L name), MAM_AGENT_WORKDIR (default: the current directory) and
 # MAM_AGENT_COMMAND, or MAM_AGENT_RUNTIME (claude, codex, gemini, aider, opencode) when no
@@ -15,8 +16,11 @@
 # pane reads and deletes, because a tmux server started earlier (by the holder unit) does not
 # pass our environment on, and command-line arguments are visible to every user in `ps`.
 #
-# -w  stay in the foreground until the session ends, then exit 1 (for systemd and launchd,
-#     which restart it); SIGTERM, SIGINT or SIGHUP kill the session and exit 0.
+# -w, --wait     stay in the foreground until the session ends, then exit 1 (for systemd and
+#                launchd, which restart it); SIGTERM, SIGINT or SIGHUP kill the session, exit 0.
+# -r, --replace  end a running session of that exact name first, then start a fresh one.
+# -k, --stop     end the session (exactly =AGENT) on the socket its settings name, and exit 0:
+#                the units' ExecStop, so the socket comes from the env file, not the unit.
 #
 # exit: 0 started or already running, 1 tmux failed or (-w) the session ended,
 #       64 usage (no or bad AGENT name), 66 workdir missing, 69 tmux missing, 78 unknown runtime
@@ -25,9 +29,11 @@ set -u
 
 usage() {
     cat >&2 <<'EOF'
-usage: start-agent-session.sh [-w] AGENT
-  AGENT  session name: letters, digits, _ and -
-  -w     wait in the foreground until the session ends (for service managers)
+usage: start-agent-session.sh [-w] [-r] AGENT  |  start-agent-session.sh -k AGENT
+  AGENT          session name: letters, digits, _ and -
+  -w, --wait     wait in the foreground until the session ends (for service managers)
+  -r, --replace  end a running session of that name first, then start a fresh one
+  -k, --stop     end the session and exit (socket and settings as for a start)
 environment: MAM_TMUX_SOCKET, MAM_AGENT_WORKDIR, MAM_AGENT_COMMAND or MAM_AGENT_RUNTIME,
              MAM_AGENT_PASS_ENV, MAM_CONFIG_DIR
 exit: 0 started or already running, 1 tmux failed, 64 usage, 66 no workdir, 69 no tmux,
@@ -135,11 +141,36 @@ wait_for_session_end() {
 
 main() {
     load_lib || return $?
-    wait_mode=""
+    wait_mode="" replace="" stop_only=""
+    # getopts knows no long options: turn each known one into its letter first.
+    _left=$#
+    while [ "$_left" -gt 0 ]; do
+        _arg=$1
+        shift
+        _left=$((_left - 1))
+        case $_arg in
+            --wait) set -- "$@" -w ;;
+            --replace) set -- "$@" -r ;;
+            --stop) set -- "$@" -k ;;
+            --help) set -- "$@" -h ;;
+            --)
+                set -- "$@" --
+                while [ "$_left" -gt 0 ]; do
+                    set -- "$@" "$1"
+                    shift
+                    _left=$((_left - 1))
+                done
+                ;;
+            --*) mam_err "unknown option $_arg"; usage; return 64 ;;
+            *) set -- "$@" "$_arg" ;;
+        esac
+    done
     OPTIND=1
-    while getopts ':wh' opt; do
+    while getopts ':wrkh' opt; do
         case $opt in
             w) wait_mode=1 ;;
+            r) replace=1 ;;
+            k) stop_only=1 ;;
             h) usage; return 0 ;;
             *) mam_err "unknown option -$OPTARG"; usage; return 64 ;;
         esac
@@ -160,6 +191,11 @@ main() {
         mam_load_env_file "$MAM_CONFIG_DIR/agents/$name.env" || return 1
     fi
     mam_need_tmux || return 69
+    if [ -n "$stop_only" ]; then
+        mam_tmux kill-session -t "=$name" 2>/dev/null \
+            && mam_say "stopped agent session $name${MAM_TMUX_SOCKET:+ (tmux -L $MAM_TMUX_SOCKET)}"
+        return 0
+    fi
 
     workdir=${MAM_AGENT_WORKDIR:-$PWD}
     if [ ! -d "$workdir" ]; then
@@ -174,6 +210,10 @@ main() {
         }
     fi
 
+    if [ -n "$replace" ] && mam_tmux has-session -t "=$name" 2>/dev/null; then
+        mam_tmux kill-session -t "=$name" 2>/dev/null
+        mam_say "ended the running agent session $name to replace it"
+    fi
     if mam_tmux has-session -t "=$name" 2>/dev/null; then
         mam_say "agent session $name already running"
     else

@@ -36,6 +36,8 @@ SYSTEM_TOOLS = {
     "openssl": "openssl",
     "git": "git",
     "systemd-analyze": "systemd",
+    "busybox": "busybox", "posh": "posh",  # minimal and pdksh shells for lib.sh
+    "sshfs": "sshfs", "/usr/lib/openssh/sftp-server": "openssh-server",  # a real network fs
 }
 
 

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from ._detect import Host
 
-__all__ = ["DoctorReport", "Finding", "Level", "MIN_PYTHON", "doctor_report"]
+__all__ = ["MIN_PYTHON", "DoctorReport", "Finding", "Level", "doctor_report", "paho_hint",
+           "paho_install_command"]
 
 Level = Literal["required", "recommended", "info"]
 
@@ -150,14 +151,26 @@ def _mqtt_finding(host: Host) -> Finding:
 def paho_install_command(host: Host) -> str | None:
     """How to make paho-mqtt importable by the host's Python, the way that Python allows."""
     python = host.python
-    distro_package = _PAHO_PACKAGES.get(host.package_manager or "")
-    if python.in_venv:
-        return f"{python.executable} -m pip install paho-mqtt"
-    if python.externally_managed and distro_package is not None:
-        return _system_install(host, distro_package)
-    if python.externally_managed:
-        return f"{python.executable} -m pip install --user --break-system-packages paho-mqtt"
-    return f"{python.executable} -m pip install --user paho-mqtt"
+    return paho_hint(python.executable, in_venv=python.in_venv,
+                     externally_managed=python.externally_managed,
+                     package_manager=host.package_manager, uid=host.uid)
+
+
+def paho_hint(
+    executable: str, *, in_venv: bool, externally_managed: bool, package_manager: str | None,
+    uid: int,
+) -> str:
+    """The paho-mqtt fix; the MQTT tools (mqtt_common.paho_install_hint) print the same words."""
+    distro_package = _PAHO_PACKAGES.get(package_manager or "")
+    if in_venv:
+        return f"{executable} -m pip install paho-mqtt"
+    if externally_managed and distro_package is not None and package_manager is not None:
+        template, needs_root = _INSTALL_COMMANDS[package_manager]
+        command = template.format(distro_package)
+        return f"sudo {command}" if needs_root and uid != 0 else command
+    if externally_managed:
+        return f"{executable} -m pip install --user --break-system-packages paho-mqtt"
+    return f"{executable} -m pip install --user paho-mqtt"
 
 
 def _service_findings(host: Host) -> list[Finding]:

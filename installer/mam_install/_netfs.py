@@ -35,22 +35,24 @@ __all__ = [
 
 # Filesystem types whose data lives on another machine: flock is unreliable there and sockets
 # cannot be created, which is why callers move locks and sockets to local disk.
+# The payload's lib.sh carries the same two lists (mam_is_network_fs); a test holds them equal.
 # fmt: off
 NETWORK_FS_TYPES = frozenset({
-    "9p", "afpfs", "afs", "beegfs", "ceph", "cifs", "coda", "davfs", "gfs2", "glusterfs", "gpfs",
-    "lustre", "ncpfs", "nfs", "nfs4", "ocfs2", "orangefs", "pvfs2", "smb", "smb2", "smb3", "smbfs",
-    "sshfs", "webdav",
+    "9p", "afpfs", "afs", "beegfs", "ceph", "cifs", "coda", "davfs", "ftp", "gfs2", "glusterfs",
+    "gpfs", "lustre", "ncp", "ncpfs", "nfs", "nfs4", "ocfs2", "openafs", "orangefs", "pvfs2", "smb",
+    "smb2", "smb3", "smbfs", "sshfs", "webdav",
 })
 # fmt: on
 
-# FUSE reports "fuse.<subtype>"; only these subtypes talk to another machine. Local FUSE
-# filesystems (fuse.lxcfs, fuseblk, fuse.portal, fuse.gvfsd-fuse, ...) are not listed.
+# FUSE reports "fuse.<subtype>" (FreeBSD: "fusefs.<subtype>"); only these subtypes talk to
+# another machine. Local FUSE filesystems (fuse.lxcfs, fuseblk, fuse.portal, ...) are not listed.
 # fmt: off
 NETWORK_FUSE_SUBTYPES = frozenset({
     "ceph", "ceph-fuse", "davfs2", "gcsfuse", "glusterfs", "goofys", "juicefs", "rclone", "s3fs",
     "sshfs",
 })
 # fmt: on
+_FUSE_PREFIXES = ("fuse.", "fusefs.")
 
 # BSD pseudo filesystems that lack MNT_LOCAL without being remote.
 _BSD_PSEUDO_FS_TYPES = frozenset(
@@ -79,8 +81,9 @@ def is_network_fs(fs_type: str) -> bool:
     name = fs_type.strip().lower()
     if name in NETWORK_FS_TYPES:
         return True
-    if name.startswith("fuse."):
-        return name[len("fuse.") :] in NETWORK_FUSE_SUBTYPES
+    for prefix in _FUSE_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :] in NETWORK_FUSE_SUBTYPES
     return False
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from tests.payload._support import LIB_SH, MQTT_DIR, SKILLS
 
-SHELLS = ["bash", "zsh", "ksh", "dash"]
+# posh and BusyBox sh: pdksh-like and minimal userlands, where [[:space:]] and cksum can be missing.
+SHELLS = ["bash", "zsh", "ksh", "dash", "posh", "busybox"]
 # Shells that can tell a sourced file's own path (BASH_SOURCE, zsh %x, ksh93 .sh.file).
 INTROSPECTING = ["bash", "zsh", "ksh"]
 
@@ -38,7 +39,8 @@ def sh(shell: str, script: str, tmp_path: Path, cwd: Path | None = None,
     """Run ``script`` in ``shell`` from a file that sources lib.sh, as a tool would."""
     runner = tmp_path / f"runner-{shell}.sh"
     runner.write_text(f'. "{LIB_SH}"\n{script}\n')
-    return subprocess.run([shell_or_skip(shell), str(runner)], cwd=cwd or tmp_path,
+    argv = [shell_or_skip(shell), *(["sh"] if shell == "busybox" else []), str(runner)]
+    return subprocess.run(argv, cwd=cwd or tmp_path,
                           env=clean_env(tmp_path, **extra), capture_output=True, text=True,
                           timeout=30)
 
@@ -66,7 +68,8 @@ def test_script_dir_is_found_when_sourced_from_another_file(shell: str, tmp_path
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_script_dir_is_found_when_executed(shell: str, tmp_path: Path) -> None:
-    result = subprocess.run([shell_or_skip(shell), str(LIB_SH), "mam_script_dir"],
+    argv = [shell_or_skip(shell), *(["sh"] if shell == "busybox" else [])]
+    result = subprocess.run([*argv, str(LIB_SH), "mam_script_dir"],
                             env=clean_env(tmp_path), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{SKILLS.resolve()}\n"
@@ -269,6 +272,42 @@ def test_session_names_of_same_named_directories_differ(shell: str, tmp_path: Pa
     for name in (a, b, spaced, root):
         assert len(name) <= 33
         assert all(ch.isalnum() or ch in "_-" for ch in name), name
+
+
+def busybox_userland(tmp_path: Path, without: set[str]) -> Path:
+    """A PATH directory of BusyBox applets only, minus ``without``."""
+    busybox = shell_or_skip("busybox")
+    listed = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    bin_dir = tmp_path / "busybox-bin"
+    bin_dir.mkdir()
+    for applet in listed.stdout.split():
+        if applet not in without:
+            (bin_dir / applet).symlink_to(busybox)
+    return bin_dir
+
+
+def name_in(bin_dir: Path, directory: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(bin_dir / "sh"), str(LIB_SH), "mam_session_name", directory],
+                          env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
+
+
+def test_without_cksum_names_still_differ_per_directory(tmp_path: Path) -> None:
+    bin_dir = busybox_userland(tmp_path, without={"cksum"})
+    result, other = name_in(bin_dir, "/a/src"), name_in(bin_dir, "/b/src")
+    assert (result.returncode, other.returncode) == (0, 0), result.stderr + other.stderr
+    names = {result.stdout.strip(), other.stdout.strip()}
+    assert len(names) == 2
+    assert "src-00000000" not in names
+    assert all(len(name) == len("src-") + 8 for name in names)
+
+
+def test_without_any_checksum_tool_naming_fails_loudly(tmp_path: Path) -> None:
+    bin_dir = busybox_userland(
+        tmp_path, without={"cksum", "sha256sum", "shasum", "openssl", "md5sum", "sha1sum"})
+    result = name_in(bin_dir, "/a/src")
+    assert result.returncode == 69
+    assert result.stdout == ""
+    assert "no working checksum tool" in result.stderr
 
 
 def test_session_name_is_the_same_across_shells_and_through_symlinks(tmp_path: Path) -> None:

@@ -207,6 +207,32 @@ def test_missing_paho_is_one_line_naming_pip_install(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("manager", [None, "apt-get", "apk", "pacman", "brew", "pkg"])
+@pytest.mark.parametrize("in_venv", [False, True])
+@pytest.mark.parametrize("managed", [False, True])
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_the_paho_hint_is_the_one_doctor_gives(
+    manager: str | None, in_venv: bool, managed: bool, uid: int
+) -> None:
+    from mam_install._doctor import paho_hint
+
+    facts = {"in_venv": in_venv, "externally_managed": managed, "package_manager": manager,
+             "uid": uid}
+    assert mc.paho_install_hint("/usr/bin/python3", **facts) == paho_hint(
+        "/usr/bin/python3", **facts)
+
+
+def test_the_missing_paho_message_names_doctors_fix_for_this_python(tmp_path: Path) -> None:
+    from mam_install._detect import detect
+    from mam_install._doctor import paho_install_command
+
+    result = subprocess.run([PYTHON, "-S", str(MAM_MQTT), "publish", "--job", "j", "--event", "e"],
+                            env=tool_env(tmp_path, MAM_HMAC_KEY=HMAC_KEY),
+                            capture_output=True, text=True, timeout=30)
+    fix = paho_install_command(detect())
+    assert fix is not None and result.stderr.rstrip().endswith(f"install it with: {fix}")
+
+
 def test_topics_name_the_job_and_nothing_else() -> None:
     assert mc.envelope_topic("mam/ann", "j1") == "mam/ann/jobs/j1/events"
     assert mc.job_from_topic("mam/ann", "mam/ann/jobs/j1/events") == "j1"

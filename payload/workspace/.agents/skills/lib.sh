@@ -18,6 +18,7 @@
 #                               file sets are left in $mam_env_keys
 #   mam_is_network_fs PATH      exit 0 network filesystem, 1 local, 2 unknown
 #   mam_session_name DIR        tmux-safe session name: <slug>-<8 hex of the absolute path>
+#                               (CRC-32 by cksum, else SHA-256; exit 69 with neither)
 #   mam_valid_name NAME         exit 0 if NAME is a safe session or job name
 #   mam_valid_socket_name NAME  exit 0 if NAME is a safe tmux -L socket name
 #   mam_tmux ARGS...            run tmux ($MAM_TMUX) on the $MAM_TMUX_SOCKET server when set
@@ -53,6 +54,9 @@ if [ -z "$_mam_lib_path" ]; then
 fi
 
 _mam_cr=$(printf '\r')
+# The blanks a settings line may hold, spelled out: posh and other pdksh shells have no
+# [$_mam_ws] class, and with one silently matching nothing every line would be read as empty.
+_mam_ws=$(printf ' \t\v\f\r')
 
 mam_say() {
     printf 'mam: %s\n' "$*" >&2
@@ -143,29 +147,32 @@ _mam_reserved_name() {
 
 # Parse one line; return 1 if it is not a blank, a comment or KEY=VALUE.
 # The rules match mqtt_common.parse_env_text so shell and Python tools agree.
+# $_mam_ws stays unquoted inside [...]: its characters are meant as the set, and posh does not
+# accept quotes inside a bracket expression.
+# shellcheck disable=SC2295
 _mam_env_line() {
     _mam_l=${1%"$_mam_cr"}
-    _mam_l=${_mam_l#"${_mam_l%%[![:space:]]*}"}
+    _mam_l=${_mam_l#"${_mam_l%%[!$_mam_ws]*}"}
     case $_mam_l in
         "" | "#"*) return 0 ;;
         "export "*) _mam_l=${_mam_l#export }
-                    _mam_l=${_mam_l#"${_mam_l%%[![:space:]]*}"} ;;
+                    _mam_l=${_mam_l#"${_mam_l%%[!$_mam_ws]*}"} ;;
     esac
     case $_mam_l in
         *=*) ;;
         *) return 1 ;;
     esac
     _mam_k=${_mam_l%%=*}
-    _mam_k=${_mam_k%"${_mam_k##*[![:space:]]}"}
+    _mam_k=${_mam_k%"${_mam_k##*[!$_mam_ws]}"}
     _mam_v=${_mam_l#*=}
-    _mam_v=${_mam_v#"${_mam_v%%[![:space:]]*}"}
+    _mam_v=${_mam_v#"${_mam_v%%[!$_mam_ws]*}"}
     case $_mam_k in
         "" | [0123456789]*) return 1 ;;
         *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_]*) return 1 ;;
     esac
     case $_mam_v in
         \"*)
-            _mam_v=${_mam_v%"${_mam_v##*[![:space:]]}"}
+            _mam_v=${_mam_v%"${_mam_v##*[!$_mam_ws]}"}
             case $_mam_v in
                 \"*\") [ "${#_mam_v}" -ge 2 ] || return 1 ;;
                 *) return 1 ;;
@@ -174,7 +181,7 @@ _mam_env_line() {
             _mam_v=${_mam_v%\"}
             ;;
         \'*)
-            _mam_v=${_mam_v%"${_mam_v##*[![:space:]]}"}
+            _mam_v=${_mam_v%"${_mam_v##*[!$_mam_ws]}"}
             case $_mam_v in
                 \'*\') [ "${#_mam_v}" -ge 2 ] || return 1 ;;
                 *) return 1 ;;
@@ -183,8 +190,8 @@ _mam_env_line() {
             _mam_v=${_mam_v%\'}
             ;;
         *)
-            _mam_v=${_mam_v%%[[:space:]]\#*}
-            _mam_v=${_mam_v%"${_mam_v##*[![:space:]]}"}
+            _mam_v=${_mam_v%%[$_mam_ws]\#*}
+            _mam_v=${_mam_v%"${_mam_v##*[!$_mam_ws]}"}
             ;;
     esac
     case $_mam_k in
@@ -306,6 +313,11 @@ _mam_fstype_from_mount_output() {
     ' "$2"
 }
 
+# The network filesystem types, the same lists as the installer's _netfs.py (a test holds
+# them equal): kernel types, and the FUSE subtypes of fuse.X (FreeBSD: fusefs.X).
+_mam_network_fs_types="9p afpfs afs beegfs ceph cifs coda davfs ftp gfs2 glusterfs gpfs lustre ncp ncpfs nfs nfs4 ocfs2 openafs orangefs pvfs2 smb smb2 smb3 smbfs sshfs webdav"
+_mam_network_fuse_subtypes="ceph ceph-fuse davfs2 gcsfuse glusterfs goofys juicefs rclone s3fs sshfs"
+
 mam_is_network_fs() {
     if [ $# -ne 1 ] || [ -z "$1" ]; then
         mam_err "usage: mam_is_network_fs PATH"
@@ -325,13 +337,16 @@ mam_is_network_fs() {
     fi
     _mam_flag=${_mam_fs#* }
     _mam_fs=$(printf '%s' "${_mam_fs%% *}" | tr '[:upper:]' '[:lower:]')
+    [ -n "$_mam_fs" ] || return 2
+    case " $_mam_network_fs_types " in
+        *" $_mam_fs "*) return 0 ;;
+    esac
     case $_mam_fs in
-        "") return 2 ;;
-        nfs | nfs4 | cifs | smb | smb2 | smb3 | smbfs | sshfs | fuse.sshfs | 9p | afs | openafs \
-            | ncp | ncpfs | ceph | fuse.ceph | ceph-fuse | glusterfs | fuse.glusterfs | lustre | gpfs \
-            | beegfs | davfs | fuse.davfs2 | webdav | afpfs | ftp | fuse.s3fs | fuse.rclone \
-            | fuse.gcsfuse | fuse.juicefs | coda | orangefs | pvfs2 | fusefs.sshfs)
-            return 0 ;;
+        fuse.* | fusefs.*)
+            case " $_mam_network_fuse_subtypes " in
+                *" ${_mam_fs#*.} "*) return 0 ;;
+            esac
+            ;;
     esac
     case $_mam_flag in
         local) return 1 ;;
@@ -367,9 +382,37 @@ mam_session_name() (
         esac
     done
     [ -n "$slug" ] || slug=root
-    crc=$(printf '%s' "$d" | cksum)
-    printf '%s-%08x\n' "$slug" "${crc%% *}"
+    sum=$(printf '%s' "$d" | _mam_path_sum) || exit 69
+    printf '%s-%s\n' "$slug" "$sum"
 )
+
+# 8 hex digits summing stdin: POSIX cksum (CRC-32) where there is one, else the first 8 hex of
+# a SHA-256 (BusyBox may be built without cksum). A machine keeps to one tool, so its names are
+# stable; never the same sum for every path, which would make /a/src and /b/src collide.
+_mam_path_sum() {
+    if mam_have cksum; then
+        _mam_sum=$(cksum) || _mam_sum=""
+        _mam_sum=${_mam_sum%% *}
+        case $_mam_sum in
+            "" | *[!0123456789]*) ;;
+            *) printf '%08x\n' "$_mam_sum"; return 0 ;;
+        esac
+    elif mam_have sha256sum; then
+        _mam_sum=$(sha256sum)
+    elif mam_have shasum; then
+        _mam_sum=$(shasum -a 256)
+    elif mam_have openssl; then
+        _mam_sum=$(openssl dgst -sha256 -r)
+    else
+        _mam_sum=""
+    fi
+    _mam_sum=$(printf '%s' "$_mam_sum" | cut -c1-8)
+    case $_mam_sum in
+        ???????? ) case $_mam_sum in *[!0123456789abcdef]*) ;; *) printf '%s\n' "$_mam_sum"; return 0 ;; esac ;;
+    esac
+    mam_err "no working checksum tool (cksum, sha256sum, shasum or openssl) to name sessions with; install one (coreutils or busybox with cksum)"
+    return 1
+}
 
 mam_tmux() {
     if [ -n "${MAM_TMUX_SOCKET:-}" ]; then

@@ -54,7 +54,7 @@ def import_paho() -> Any:
     except ImportError:
         raise Failure(
             "the Python package paho-mqtt is missing; install it with: "
-            f"{sys.executable} -m pip install paho-mqtt  (or: pip install paho-mqtt)",
+            f"{mc.paho_install_hint_here()}",
             EXIT_UNAVAILABLE,
         ) from None
     return mqtt

@@ -94,6 +94,69 @@ class EnvelopeError(Exception):
 # --- settings files -----------------------------------------------------------------------------
 
 
+# --- the paho-mqtt fix, in the same words as `mam-install doctor` (a test holds them equal) ----
+
+_PACKAGE_MANAGERS = {
+    "linux": ("apt-get", "dnf", "yum", "zypper", "pacman", "apk"),
+    "darwin": ("brew", "port"),
+    "freebsd": ("pkg",),
+}
+_INSTALL_COMMANDS = {
+    "apt-get": ("apt-get install {}", True), "dnf": ("dnf install {}", True),
+    "yum": ("yum install {}", True), "zypper": ("zypper install {}", True),
+    "pacman": ("pacman -S {}", True), "apk": ("apk add {}", True),
+    "brew": ("brew install {}", False), "port": ("port install {}", True),
+    "pkg": ("pkg install {}", True),
+}
+# Distribution packages of paho-mqtt, for interpreters that refuse pip (PEP 668).
+_PAHO_PACKAGES = {
+    "apt-get": "python3-paho-mqtt", "dnf": "python3-paho-mqtt", "yum": "python3-paho-mqtt",
+    "zypper": "python3-paho-mqtt", "pacman": "python-paho-mqtt", "apk": "py3-paho-mqtt",
+}
+
+
+def paho_install_hint(
+    executable: str, *, in_venv: bool, externally_managed: bool, package_manager: str | None,
+    uid: int,
+) -> str:
+    """How to make paho-mqtt importable by ``executable``, the way that Python allows."""
+    distro_package = _PAHO_PACKAGES.get(package_manager or "")
+    if in_venv:
+        return f"{executable} -m pip install paho-mqtt"
+    if externally_managed and distro_package is not None and package_manager is not None:
+        template, needs_root = _INSTALL_COMMANDS[package_manager]
+        command = template.format(distro_package)
+        return f"sudo {command}" if needs_root and uid != 0 else command
+    if externally_managed:
+        return f"{executable} -m pip install --user --break-system-packages paho-mqtt"
+    return f"{executable} -m pip install --user paho-mqtt"
+
+
+def paho_install_hint_here() -> str:
+    """The hint for the Python running this tool, on this machine."""
+    import shutil
+    import sysconfig
+
+    system = "freebsd" if sys.platform.startswith("freebsd") else sys.platform
+    system = "linux" if system.startswith("linux") else system
+    manager = next((name for name in _PACKAGE_MANAGERS.get(system, ())
+                    if shutil.which(name) is not None), None)
+    stdlib = sysconfig.get_path("stdlib")
+    # pyvenv.cfg too: under `python -S` a venv's sys.prefix is its base's.
+    venv_cfg = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "pyvenv.cfg")
+    return paho_install_hint(
+        sys.executable,
+        in_venv=sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.path.exists(venv_cfg),
+        externally_managed=os.path.exists(os.path.join(stdlib, "EXTERNALLY-MANAGED")),
+        package_manager=manager,
+        uid=os.getuid() if hasattr(os, "getuid") else 0,
+    )
+
+
+# Exactly the blanks lib.sh strips (str.strip() would also take Unicode spaces).
+_BLANKS = " \t\v\f\r"
+
+
 def parse_env_text(text: str, prefix: str = "") -> tuple[dict[str, str], list[int]]:
     """Parse KEY=VALUE lines exactly as lib.sh does; return (values, numbers of bad lines).
 
@@ -103,32 +166,32 @@ def parse_env_text(text: str, prefix: str = "") -> tuple[dict[str, str], list[in
     bad: list[int] = []
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
-        line = line.lstrip()
+        line = line.lstrip(_BLANKS)
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
+            line = line[len("export ") :].lstrip(_BLANKS)
         if "=" not in line:
             bad.append(number)
             continue
         key, _, value = line.partition("=")
-        key = key.rstrip()
-        value = value.lstrip()
+        key = key.rstrip(_BLANKS)
+        value = value.lstrip(_BLANKS)
         if not _KEY_RE.match(key) or not key.isascii():
             bad.append(number)
             continue
         if value[:1] in ('"', "'"):
             quote = value[0]
-            value = value.rstrip()
+            value = value.rstrip(_BLANKS)
             if len(value) < 2 or not value.endswith(quote):
                 bad.append(number)
                 continue
             value = value[1:-1]
         else:
-            comment = re.search(r"\s#", value)
+            comment = re.search(r"[ \t\v\f\r]#", value)
             if comment:
                 value = value[: comment.start()]
-            value = value.rstrip()
+            value = value.rstrip(_BLANKS)
         if not key.startswith(prefix) or key in _RESERVED_ENV or key.startswith(("LD_", "DYLD_")):
             continue
         values[key] = value

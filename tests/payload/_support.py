@@ -38,7 +38,10 @@ def copy_tools(dest: Path) -> Path:
     """Copy host/tools flat into ``dest`` as the installer does: symlinks become regular files."""
     dest.mkdir(parents=True, exist_ok=True)
     for tool in sorted(HOST_TOOLS.iterdir()):
-        shutil.copy2(tool.resolve(), dest / tool.name)
+        if tool.is_dir():
+            shutil.copytree(tool, dest / tool.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(tool.resolve(), dest / tool.name)
     return dest
 
 

@@ -26,6 +26,12 @@ HOST_FILES = {
     "tools/start-agent-session.sh": 0o755,
     "tools/mam-tmux-holder.sh": 0o755,
     "tools/mam-python.sh": 0o755,
+    "tools/mam": 0o755,
+    **{f"tools/mam_fleet/{name}": 0o644 for name in (
+        "__init__.py", "adopt.py", "agent.py", "broker.py", "cli.py", "context.py",
+        "envfiles.py", "errors.py", "fleet.py", "managers.py", "paths.py", "roster.py",
+        "runner.py", "tmux.py", "verify.py", "roster.schema.json", "examples/minimal.json",
+        "examples/team.json")},
     "tools/mqtt_common.py": 0o644,
     "tools/mam_mqtt.py": 0o755,
     "units/systemd/mam-tmux-holder.service": 0o644,
@@ -70,7 +76,7 @@ def test_files_are_regular_with_the_modes_the_manifest_records() -> None:
 
 
 # The host's own tools; every other one is the workspace's, linked.
-HOST_ONLY_TOOLS = {"mam-tmux-holder.sh", "mam-python.sh"}
+HOST_ONLY_TOOLS = {"mam-tmux-holder.sh", "mam-python.sh", "mam", "mam_fleet"}
 
 
 def test_host_tools_shared_with_the_workspace_are_relative_links_inside_payload() -> None:
@@ -101,7 +107,7 @@ def test_templates_use_only_the_agreed_placeholders() -> None:
 
 
 def test_scripts_are_portable_posix_sh() -> None:
-    for path in [*WORKSPACE.rglob("*.sh"), *(HOST_TOOLS / name for name in HOST_ONLY_TOOLS)]:
+    for path in [*WORKSPACE.rglob("*.sh"), *HOST_TOOLS.glob("mam*.sh")]:
         lines = path.read_text().splitlines()
         assert lines[0] == "#!/bin/sh", path
         assert "# shellcheck shell=dash" in lines[:3], path
@@ -116,8 +122,7 @@ NOT_SETTINGS = {"MAM_AGENT_NAME", "MAM_LIB", "MAM_MOUNTINFO", "MAM_MOUNT_TABLE"}
 
 
 def test_env_example_documents_every_setting_the_tools_read() -> None:
-    code = [*WORKSPACE.rglob("*.sh"), *WORKSPACE.rglob("*.py"),
-            *(HOST_TOOLS / name for name in HOST_ONLY_TOOLS)]
+    code = [*WORKSPACE.rglob("*.sh"), *WORKSPACE.rglob("*.py"), *HOST_TOOLS.glob("mam*.sh")]
     read = set()
     for path in code:
         read |= set(re.findall(r"\b(MAM_[A-Z0-9_]*[A-Z0-9])\b", path.read_text()))

@@ -253,9 +253,36 @@ def _shell_finding(host: Host) -> Finding:
     return Finding("shell", "info", True, f"{family}; the PATH block goes into {files}")
 
 
+def _broker_finding(host: Host) -> Finding:
+    """The private broker `mam broker init` sets up: config, certificates, a TLS answer."""
+    import os
+
+    from ._broker_check import broker_state
+    from ._host_layout import _config_home
+
+    state = broker_state(_config_home(host.home, os.environ) / "mam")
+    if not state.configured:
+        return Finding("broker", "info", True, f"no private broker configured ({state.conf})",
+                       None)
+    certs = ", ".join(
+        f"{name} {'unreadable' if days is None else f'expires in {days} days'}"
+        for name, _, days in state.certificates
+    )
+    if state.problem is not None or not state.ok:
+        detail = f"{state.conf}: {state.problem or certs}"
+        fix = ("mam broker init" if state.problem and state.problem.startswith("missing")
+               else "systemctl --user start mam-broker.service"
+               if state.answers is False else "mam broker init (move the expiring certificate "
+               "and its key aside first)")
+        return Finding("broker", "recommended", False, detail, fix)
+    return Finding("broker", "recommended", True,
+                   f"answers on TLS port {state.port}; {certs} ({state.conf})")
+
+
 def doctor_report(host: Host) -> DoctorReport:
     """Judge a detected host: required findings first, then advice, then plain facts."""
     findings = [_python_finding(host), _tmux_finding(host), _mqtt_finding(host)]
+    findings.append(_broker_finding(host))
     findings.extend(_service_findings(host))
     workspace = _workspace_finding(host)
     if workspace is not None:

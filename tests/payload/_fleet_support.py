@@ -61,7 +61,7 @@ class Machine:
         return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=20)
 
 
-def make_machine(tmp_path: Path, runtimes: Sequence[str] = ("claude",)) -> Machine:
+def make_machine(tmp_path: Path, runtimes: Sequence[str] = ("claude", "gemini")) -> Machine:
     root = tmp_path
     home = root / "home"
     home.mkdir()

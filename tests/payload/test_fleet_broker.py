@@ -165,3 +165,41 @@ def test_init_without_the_installed_config_says_to_install(machine: Machine) -> 
     done = machine.mam("broker", "init", "--manager", "direct")
     assert done.returncode == 3
     assert "mam-install install" in done.stderr
+
+
+def doctor_broker(machine: Machine) -> dict:
+    from tests.payload._support import REPO
+
+    env = dict(machine.env, PYTHONPATH=str(REPO / "installer"))
+    done = subprocess.run([sys.executable, "-m", "mam_install", "--json", "doctor"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=machine.root)
+    findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
+    return findings["broker"]
+
+
+def test_doctor_reports_the_broker_answering_on_tls_and_its_certificates(
+    running_broker: tuple[Machine, int]
+) -> None:
+    machine, port = running_broker
+    found = doctor_broker(machine)
+    assert found["ok"] is True, found
+    assert f"answers on TLS port {port}" in found["detail"]
+    assert "cafile expires in 36" in found["detail"]  # 3650 days
+    assert "certfile expires in 82" in found["detail"]  # 825 days
+
+
+def test_doctor_says_when_the_broker_does_not_answer(machine: Machine) -> None:
+    mosquitto_binary()
+    port = free_port()
+    install_broker_config(machine, port)
+    assert machine.mam("broker", "init", "--manager", "direct").returncode == 0
+    found = doctor_broker(machine)
+    assert found["ok"] is False
+    assert f"no TLS answer on 127.0.0.1:{port}" in found["detail"]
+    assert found["fix"] == "systemctl --user start mam-broker.service"
+
+
+def test_doctor_without_a_broker_says_none_is_configured(machine: Machine) -> None:
+    found = doctor_broker(machine)
+    assert (found["ok"], found["level"]) == (True, "info")
+    assert "no private broker configured" in found["detail"]

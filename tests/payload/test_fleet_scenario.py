@@ -7,6 +7,7 @@ session on the user's default tmux server alive and untouched throughout.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -148,3 +149,78 @@ def test_mam_runs_on_the_oldest_supported_python(machine: Machine) -> None:
     assert machine.mam("fleet", "init", python=oldest).returncode == 0
     code, roster = machine.mam_json("agent", "roster", python=oldest)
     assert code == 0 and [a["name"] for a in roster["agents"]] == ["agent-1", "agent-2"]
+
+
+def test_reset_without_a_reset_command_restarts_and_sends_the_kickstart(
+    machine: Machine,
+) -> None:
+    machine.config.mkdir(parents=True)
+    (machine.config / "kickstart.md").write_text("You review. Read REVIEW.md first.")
+    (machine.config / "fleet.json").write_text(json.dumps({
+        "tmux": {"socket_name": "mam"},
+        "runtimes": {"gemini": {"command": "gemini"}},
+        "agents": [{"name": "final", "runtime": "gemini", "class": "final-reviewer",
+                    "kickstart": {"file": "kickstart.md"}},
+                   {"name": "other", "runtime": "gemini"}],
+    }))
+    assert machine.mam("fleet", "start").returncode == 0
+    code, before = machine.mam_json("fleet", "status")
+    panes = {a["name"]: a["pane_pid"] for a in before["agents"]}
+    code, reset = machine.mam_json("agent", "reset", "final")
+    assert code == 0, reset
+    assert (reset["method"], reset["sent"]) == ("restart", ["kickstart"])
+    log = machine.home / "gemini-final.log"
+    assert wait_for(lambda: submissions(log) == ["You review. Read REVIEW.md first."])
+    code, after = machine.mam_json("fleet", "status")
+    assert after["agents"][0]["pane_pid"] != panes["final"]
+    assert after["agents"][1]["pane_pid"] == panes["other"]
+    assert after["holder"]["server_pid"] == before["holder"]["server_pid"]
+
+
+def test_verify_fails_with_the_check_named_when_the_fleet_is_down(machine: Machine) -> None:
+    assert machine.mam("fleet", "init").returncode == 0
+    code, verified = machine.mam_json("fleet", "verify")
+    assert code == 1 and verified["ok"] is False
+    failed = [c["name"] for c in verified["checks"] if not c["ok"]]
+    assert failed[:2] == ["holder_owns_socket", "holder_session"]
+    assert "agent_sessions_exact" in failed
+
+
+def test_a_session_of_another_name_on_the_socket_is_not_an_agent(machine: Machine) -> None:
+    assert machine.mam("fleet", "init").returncode == 0
+    assert machine.mam("fleet", "start").returncode == 0
+    machine.tmux("kill-session", "-t", "=agent-1", socket="mam")
+    machine.tmux("new-session", "-d", "-s", "agent-10", "sleep", "600", socket="mam")
+    code, status = machine.mam_json("fleet", "status")
+    assert code == 1
+    assert [(a["name"], a["running"]) for a in status["agents"]] == [
+        ("agent-1", False), ("agent-2", True)]
+    sent = machine.mam("agent", "send", "agent-1", "-m", "for agent-1 only")
+    assert sent.returncode == 1
+    assert "no tmux pane =agent-1" in sent.stderr
+
+
+def test_adopt_proposes_entries_for_the_default_servers_sessions_and_changes_nothing(
+    machine: Machine,
+) -> None:
+    project = machine.root / "project"
+    project.mkdir()
+    machine.tmux("new-session", "-d", "-s", "my work!", "-c", str(project), "sleep", "600")
+    machine.tmux("new-session", "-d", "-s", "claude", "-c", str(project), "claude")
+    listing = machine.tmux("list-sessions", "-F", "#{session_name} #{pane_pid}").stdout
+    code, proposal = machine.mam_json("fleet", "adopt")
+    assert code == 0
+    by_session = {s["session"]: s for s in proposal["sessions"]}
+    assert by_session["my work!"]["proposed_name"] == "my-work"
+    assert by_session["my work!"]["working_directory"] == str(project)
+    assert proposal["written"] is None
+    assert not (machine.config / "fleet.json").exists()
+    target = machine.root / "adopted.json"
+    written = machine.mam("fleet", "adopt", "--write", str(target))
+    assert written.returncode == 0, written.stderr
+    code, roster = machine.mam_json("agent", "roster", "--roster", str(target))
+    assert code == 0 and {a["name"] for a in roster["agents"]} == {"my-work", "claude"}
+    again = machine.mam("fleet", "adopt", "--write", str(target))
+    assert again.returncode == 4
+    # Never a kill, a rename or a keystroke on the default server.
+    assert machine.tmux("list-sessions", "-F", "#{session_name} #{pane_pid}").stdout == listing

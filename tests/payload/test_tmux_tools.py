@@ -350,8 +350,10 @@ def test_start_creates_the_session_in_the_workdir_running_the_command(
                                              MAM_SECRET="it's $(secret)"))
     assert result.returncode == 0, result.stderr
     assert "alice" in tmux.sessions()
-    assert wait_for(lambda: (workdir / "seen").exists())
-    assert (workdir / "seen").read_text() == f"alice|{workdir}|it's $(secret)\n"
+    seen = workdir / "seen"
+    # Wait for the content, not the file: the redirect creates it before printf writes.
+    assert wait_for(lambda: seen.exists() and seen.read_text().endswith("\n"))
+    assert seen.read_text() == f"alice|{workdir}|it's $(secret)\n"
     # The private hand-over file is read and removed by the pane.
     assert not list(tmp_path.glob("mam-agent-env.*"))
 
@@ -436,7 +438,8 @@ def test_start_reads_the_agents_env_file_without_running_it(
     )
     result = run([str(START), "dave"], dict(env, MAM_CONFIG_DIR=str(config)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: (workdir / "token").exists())
+    token = workdir / "token"
+    assert wait_for(lambda: token.exists() and token.read_text().endswith("\n"))
     assert (workdir / "token").read_text() == "$(touch pwned)\n"
     assert not (workdir / "pwned").exists()
     assert not (tmp_path / "pwned").exists()

@@ -142,8 +142,10 @@ def test_linux_plan_writes_tools_units_env_scripts_and_broker_config(host_releas
     actions, sources, _, contents = plan(host_release["1.0.0"], fake_host(home))
     written = writes(actions)
     data = home / ".local/share/mam"
-    for tool in os.listdir(PAYLOAD_HOST / "tools"):
-        assert str(data / "bin" / tool) in written
+    tools = PAYLOAD_HOST / "tools"
+    for tool in tools.rglob("*"):
+        if not tool.is_dir() and "__pycache__" not in tool.parts:
+            assert str(data / "bin" / tool.relative_to(tools)) in written
     for unit in os.listdir(PAYLOAD_HOST / "units/systemd"):
         assert str(home / ".config/systemd/user" / unit) in written
     assert str(data / "env.sh") in written and str(data / "env.fish") in written

@@ -214,6 +214,8 @@ main() {
         mam_tmux kill-session -t "=$name" 2>/dev/null
         mam_say "ended the running agent session $name to replace it"
     fi
+    # A service manager may stop us the moment the session exists: be ready before it does.
+    [ -z "$wait_mode" ] || trap stop_session TERM INT HUP
     if mam_tmux has-session -t "=$name" 2>/dev/null; then
         mam_say "agent session $name already running"
     else

@@ -104,9 +104,13 @@ def test_auto_uses_systemd_only_where_it_runs_and_has_the_units(
     assert chosen.kind == expected
 
 
-def macos(tmp_path: Path) -> tuple[object, object]:
-    """A macOS layout with the agent plist template as mam-install renders it."""
+def macos(tmp_path: Path, holder_socket: str = "fleet-a") -> tuple[object, object]:
+    """A macOS layout with the holder plist and the agent template as mam-install renders them."""
     paths = fleet_paths(tmp_path, "darwin")
+    holder = paths.launch_agents_dir / "org.mam.tmux-holder.plist"
+    holder.parent.mkdir(parents=True)
+    holder.write_bytes(plistlib.dumps({"Label": "org.mam.tmux-holder", "EnvironmentVariables":
+                                       {"MAM_TMUX_SOCKET": holder_socket}}))
     template = paths.templates_dir / "launchd" / "org.mam.agent.plist"
     template.parent.mkdir(parents=True)
     values = {"MAM_TOOLS_DIR": str(paths.tools_dir), "MAM_TMUX": "/opt/homebrew/bin/tmux",
@@ -224,3 +228,13 @@ def test_the_generated_env_files_mean_the_same_to_systemd_and_lib_sh(tmp_path: P
                                   env=dict(os.environ, XDG_RUNTIME_DIR=str(runtime)),
                                   capture_output=True, text=True, timeout=60)
         assert verified.returncode == 0, verified.stderr
+
+
+def test_launchd_refuses_a_roster_socket_the_holder_does_not_hold(tmp_path: Path) -> None:
+    paths, _ = macos(tmp_path, holder_socket="mam")
+    runner = RecordingRunner({("launchctl",): Result(0)})
+    manager = managers.LaunchdManager(runner, paths, roster(tmp_path, "fleet-a"), {})
+    with pytest.raises(load_fleet_module("errors").PlatformError) as caught:
+        manager.start_holder()
+    assert "holds tmux -L mam, the roster names fleet-a" in str(caught.value)
+    assert runner.calls == []

@@ -157,7 +157,23 @@ class LaunchdManager(Manager):
 
     def start_holder(self) -> None:
         plist = self.paths.launch_agents_dir / f"{HOLDER_LABEL}.plist"
+        self._check_holder_socket(plist)
         self._bootstrap_or_kick(HOLDER_LABEL, plist, "start the tmux holder")
+
+    def _check_holder_socket(self, plist: Path) -> None:
+        """launchd has no env files: the holder's socket is the one mam-install wrote into its
+        plist, and agents on another socket would start a server no holder owns."""
+        try:
+            job = plistlib.loads(plist.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise PlatformError(f"{plist}: cannot read the holder's plist ({exc}); run "
+                                "`mam-install install` again") from None
+        held = job.get("EnvironmentVariables", {}).get("MAM_TMUX_SOCKET")
+        if held != self.roster.socket_name:
+            raise PlatformError(
+                f"the holder ({plist}) holds tmux -L {held}, the roster names "
+                f"{self.roster.socket_name}: set tmux.socket_name to {held!r}, or reinstall with "
+                f"`MAM_TMUX_SOCKET={self.roster.socket_name} mam-install install`")
 
     def stop_holder(self) -> None:
         self._must(["launchctl", "bootout", f"{self.domain}/{HOLDER_LABEL}"],

@@ -238,3 +238,41 @@ def test_launchd_refuses_a_roster_socket_the_holder_does_not_hold(tmp_path: Path
         manager.start_holder()
     assert "holds tmux -L mam, the roster names fleet-a" in str(caught.value)
     assert runner.calls == []
+
+
+class OpensslForReal(RecordingRunner):
+    """openssl runs for real (it is here); launchctl is recorded (it is not)."""
+
+    def run(self, argv: Sequence[str], **kwargs: object) -> object:
+        if argv[0] == "openssl":
+            return runner_module.SubprocessRunner().run(argv, **kwargs)  # type: ignore[arg-type]
+        return super().run(argv, **kwargs)  # type: ignore[arg-type]
+
+
+def test_on_macos_broker_init_installs_and_bootstraps_a_launchd_job(tmp_path: Path) -> None:
+    import shutil
+
+    broker = load_fleet_module("broker")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    paths, _ = macos(tmp_path)
+    broker_dir = paths.config_dir / "broker"
+    broker_dir.mkdir(parents=True)
+    values = {"MAM_CONFIG_DIR": str(paths.config_dir), "MAM_MQTT_PORT": "8883",
+              "MAM_STATE_DIR": str(tmp_path / "state")}
+    (broker_dir / "mosquitto.conf").write_text(
+        render((HOST / "mosquitto" / "mam-broker.conf").read_text(), values))
+    fake = tmp_path / "sbin"
+    fake.mkdir()
+    (fake / "mosquitto").write_text("#!/bin/sh\n")
+    (fake / "mosquitto").chmod(0o755)
+    runner = OpensslForReal()
+    fleet = context.Fleet(paths, runner, {"PATH": f"{fake}:/usr/bin:/bin", "USER": "ann"},
+                          tmp_path / "fleet.json", "launchd")
+    broker.broker_init(fleet, [], [])
+    plist = paths.launch_agents_dir / "org.mam.broker.plist"
+    job = plistlib.loads(plist.read_bytes())
+    assert job["ProgramArguments"] == [str(fake / "mosquitto"), "-c",
+                                       str(broker_dir / "mosquitto.conf")]
+    assert job["KeepAlive"] == {"SuccessfulExit": False}
+    assert runner.calls[-1] == ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(plist)]

@@ -201,8 +201,7 @@ def _install_unit(fleet: Fleet, conf: Path, port: str, lines: list[str]) -> str:
         lines.append("mosquitto is not installed (apt-get install mosquitto): no unit written")
         return "none"
     if fleet.paths.system == "darwin":
-        lines.append(f"start the broker with `{mosquitto} -c {conf}` (launchd: see docs/fleet.md)")
-        return "none"
+        return _install_plist(fleet, mosquitto, conf, lines)
     unit = fleet.paths.systemd_units_dir / "mam-broker.service"
     text = broker_unit(mosquitto, conf, port)
     if unit.exists() and unit.read_text() != text:
@@ -224,3 +223,36 @@ def _install_unit(fleet: Fleet, conf: Path, port: str, lines: list[str]) -> str:
         lines.append(f"wrote {unit}; no user manager runs here: start the broker with "
                      f"`{mosquitto} -c {conf}`")
     return str(unit)
+
+
+BROKER_LABEL = "org.mam.broker"
+
+
+def broker_plist(mosquitto: str, conf: Path, log_dir: Path) -> bytes:
+    import plistlib
+
+    return plistlib.dumps({
+        "Label": BROKER_LABEL, "ProgramArguments": [mosquitto, "-c", str(conf)],
+        "RunAtLoad": True, "KeepAlive": {"SuccessfulExit": False}, "ThrottleInterval": 10,
+        "StandardOutPath": str(log_dir / "broker.log"),
+        "StandardErrorPath": str(log_dir / "broker.log"),
+    }, sort_keys=True)
+
+
+def _install_plist(fleet: Fleet, mosquitto: str, conf: Path, lines: list[str]) -> str:
+    plist = fleet.paths.launch_agents_dir / f"{BROKER_LABEL}.plist"
+    data = broker_plist(mosquitto, conf, fleet.paths.state_dir)
+    if plist.exists() and plist.read_bytes() != data:
+        lines.append(f"kept {plist}: it differs from what mam would write")
+        return str(plist)
+    plist.parent.mkdir(parents=True, exist_ok=True)
+    plist.write_bytes(data)
+    domain = f"gui/{os.getuid()}"
+    if fleet.runner.run(["launchctl", "print", f"{domain}/{BROKER_LABEL}"]).ok:
+        argv = ["launchctl", "kickstart", "-k", f"{domain}/{BROKER_LABEL}"]
+    else:
+        argv = ["launchctl", "bootstrap", domain, str(plist)]
+    result = fleet.runner.run(argv)
+    lines.append(f"started {BROKER_LABEL}" if result.ok
+                 else f"`{' '.join(argv)}` failed: {result.said()}")
+    return str(plist)

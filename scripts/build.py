@@ -154,6 +154,14 @@ def write_embedded_data(target: Path, archive: Path, manifest: Path) -> None:
     for released in sorted((ROOT / "manifests").glob("*.json")):
         if not released.name.endswith(".schema.json"):
             shutil.copyfile(released, target / "manifests" / released.name)
+    shutil.copyfile(release_key_file(), target / "release-signing-key.pub")
+
+
+def release_key_file() -> Path:
+    """The Ed25519 release keys the pyz trusts; MAM_RELEASE_PUBKEY names another file (tests
+    build a pyz that trusts a test key; a release build must use the committed one)."""
+    override = os.environ.get("MAM_RELEASE_PUBKEY")
+    return Path(override) if override else ROOT / "checksums" / "release-signing-key.pub"
 
 
 def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
@@ -258,7 +266,9 @@ def main() -> int:
     dist: Path = args.out
     dist.mkdir(parents=True, exist_ok=True)
     archive, manifest = build_payload(args.payload, dist, mtime=epoch, source=source_info())
-    write_embedded_data(PACKAGE / "_data", archive, manifest)  # lets the source tree run too
+    if official and "MAM_RELEASE_PUBKEY" not in os.environ:
+        # Lets the source tree run too; a test build of another payload or key leaves it alone.
+        write_embedded_data(PACKAGE / "_data", archive, manifest)
     build = build_venv()
     site = assemble_site(runtime_site(build / "bin" / "python"), archive, manifest)
     pyz = dist / "mam-install.pyz"

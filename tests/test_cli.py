@@ -7,6 +7,7 @@ import sys
 
 from clirun import cli
 from subproc import environment
+from workspaces import pinned
 
 HEAVY = ("httpx", "httpcore", "anyio", "packaging", "platformdirs", "tarfile", "hashlib")
 
@@ -63,7 +64,7 @@ def test_quiet_keeps_warnings_and_drops_progress(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "AGENT.md").write_text("mine\n")
-    run = cli("-q", "install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"])
+    run = cli("-q", "install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert run.exit_code == 0
     assert "installed mam" not in run.stderr
     assert "AGENT.md.mam-new" in run.stderr  # the warning about the kept file stays

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from subproc import command, environment
-from workspaces import V1_FILES, expected_tree, tree
+from workspaces import V1_FILES, expected_tree, pinned, tree
 
 
 def test_four_installs_at_once_end_in_one_consistent_install(tmp_path, releases):
@@ -14,7 +14,7 @@ def test_four_installs_at_once_end_in_one_consistent_install(tmp_path, releases)
     ws.mkdir()
     procs = [
         subprocess.Popen(
-            command("install", "-y", "--workspace", ws, "--from", releases["1.0.0"]),
+            command("install", "-y", "--workspace", ws, *pinned(releases["1.0.0"])),
             env=environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -48,7 +48,7 @@ def test_a_second_run_waits_then_gives_up_with_exit_9(tmp_path, releases):
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         done = subprocess.run(
             command("install", "-y", "--lock-timeout", "0.5", "--workspace", ws,
-                    "--from", releases["1.0.0"]),
+                    *pinned(releases["1.0.0"])),
             env=environment(), capture_output=True, text=True, timeout=60,
         )
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._download import DownloadSettings, download
-from mam_install._errors import ExitCode, IntegrityError
+from mam_install._errors import ExitCode, IntegrityError, MamError, NetworkError, UsageError
 
 from tests.release_server import ReleaseServer, make_self_signed_cert, running_server
 
@@ -38,11 +38,21 @@ def no_proxy_from_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("all_proxy", raising=False)
 
 
-def _refused(url: str, dest: Path, **kwargs: object) -> str:
-    with pytest.raises(IntegrityError) as caught:
+def _refused(url: str, dest: Path, error: type[MamError] = NetworkError, **kwargs: object) -> str:
+    """The download fails with ``error`` (network failures exit 10, wrong bytes 5), one line
+    naming the URL, and no partial file."""
+    with pytest.raises(MamError) as caught:
         download(url, dest, **kwargs)  # type: ignore[arg-type]
     message = str(caught.value)
-    assert caught.value.exit_code == ExitCode.INTEGRITY
+    assert type(caught.value) is error, message
+    assert (
+        caught.value.exit_code
+        == {
+            NetworkError: ExitCode.NETWORK,
+            IntegrityError: ExitCode.INTEGRITY,
+            UsageError: ExitCode.USAGE,
+        }[error]
+    )
     assert "\n" not in message
     assert url in message
     assert not dest.exists(), "a failed download must not leave a partial file"
@@ -70,6 +80,7 @@ def test_wrong_bytes_are_refused_and_not_retried(server: ReleaseServer, tmp_path
     message = _refused(
         server.url("/a"),
         tmp_path / "a",
+        IntegrityError,
         max_bytes=len(BODY),
         expected_sha256=BODY_SHA256,
         settings=FAST,
@@ -98,7 +109,9 @@ def test_truncated_body_then_a_whole_one_succeeds(server: ReleaseServer, tmp_pat
 def test_endless_body_is_cut_at_the_size_cap(server: ReleaseServer, tmp_path: Path) -> None:
     server.routes["/a"] = server.endless()
     started = time.monotonic()
-    message = _refused(server.url("/a"), tmp_path / "a", max_bytes=1 << 20, settings=FAST)
+    message = _refused(
+        server.url("/a"), tmp_path / "a", IntegrityError, max_bytes=1 << 20, settings=FAST
+    )
     assert "larger than the 1048576 bytes allowed" in message
     assert server.hits("/a") == 1
     assert time.monotonic() - started < 2
@@ -108,7 +121,9 @@ def test_announced_oversize_body_is_refused_before_reading(
     server: ReleaseServer, tmp_path: Path
 ) -> None:
     server.routes["/a"] = server.ok(BODY)
-    message = _refused(server.url("/a"), tmp_path / "a", max_bytes=100, settings=FAST)
+    message = _refused(
+        server.url("/a"), tmp_path / "a", IntegrityError, max_bytes=100, settings=FAST
+    )
     assert f"announces {len(BODY)} bytes" in message
 
 
@@ -176,9 +191,31 @@ def test_persistent_503_gives_up_after_the_retries(server: ReleaseServer, tmp_pa
 @pytest.mark.parametrize("code", [403, 404])
 def test_client_errors_are_not_retried(server: ReleaseServer, tmp_path: Path, code: int) -> None:
     server.routes["/a"] = server.status(code)
-    message = _refused(server.url("/a"), tmp_path / "a", max_bytes=10, settings=FAST)
-    assert f"answered {code}" in message
+    with pytest.raises(NetworkError) as caught:
+        download(server.url("/a"), tmp_path / "a", max_bytes=10, settings=FAST)
+    assert f"answered {code}" in str(caught.value)
+    assert caught.value.status == code  # lets an optional artifact be absent on 404
     assert server.hits("/a") == 1
+
+
+def test_a_name_that_does_not_resolve_is_a_network_error_and_not_retried(tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 2606); retrying a typo only makes the user wait.
+    settings = DownloadSettings(connect_timeout=5.0, retries=3, backoff_base=2.0, deadline=20.0)
+    url = "https://releases.mam.invalid/mam-install.pyz"
+    started = time.monotonic()
+    message = _refused(url, tmp_path / "a", max_bytes=10, settings=settings)
+    assert "does not resolve" in message and "not retried" in message
+    assert time.monotonic() - started < 1.9  # no back-off wait (the first one is 2 s)
+
+
+def test_timeout_bounds_the_whole_download(server: ReleaseServer, tmp_path: Path) -> None:
+    server.routes["/a"] = server.endless(chunk=b"x", interval=0.02)
+    settings = DownloadSettings.for_command(0.5, progress=False)
+    assert (settings.deadline, settings.connect_timeout, settings.read_timeout) == (0.5, 0.5, 0.5)
+    started = time.monotonic()
+    message = _refused(server.url("/a"), tmp_path / "a", max_bytes=1 << 30, settings=settings)
+    assert "0.5 s deadline" in message and "--timeout" in message
+    assert time.monotonic() - started < 1.5
 
 
 def test_connection_refused_is_retried_then_refused(tmp_path: Path) -> None:
@@ -203,7 +240,7 @@ def test_existing_dest_is_replaced_and_removed_on_failure(
     ["http://example.com/mam-install.pyz", "ftp://127.0.0.1/x", "file:///etc/passwd", "https://"],
 )
 def test_only_https_or_loopback_http_is_accepted(url: str, tmp_path: Path) -> None:
-    message = _refused(url, tmp_path / "a", max_bytes=10, settings=FAST)
+    message = _refused(url, tmp_path / "a", UsageError, max_bytes=10, settings=FAST)
     assert "only https://" in message
 
 
@@ -265,12 +302,13 @@ def test_progress_bar_is_drawn_on_request_and_not_when_stderr_is_no_terminal(
     download(url, tmp_path / "a", max_bytes=len(BODY), progress=None, settings=FAST)
     download(url, tmp_path / "b", max_bytes=len(BODY), progress=False, settings=FAST)
     assert capsys.readouterr().err == ""
+    quiet = DownloadSettings(progress=False)  # what -q and --json pass
+    download(url, tmp_path / "d", max_bytes=len(BODY), settings=quiet)
+    assert capsys.readouterr().err == ""
     download(url, tmp_path / "c", max_bytes=len(BODY), progress=True, settings=FAST)
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "mam-install.pyz [" in captured.err
-    assert "0.2/0.2 MiB" in captured.err
-    assert captured.err.endswith("\n")
+    assert "mam-install.pyz" in captured.err  # click.progressbar's label
 
 
 def test_importing_the_module_does_not_import_httpx() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from workspaces import V1_FILES, V2_FILES, make_release, tree
+from workspaces import V1_FILES, V2_FILES, make_release, pinned, tree
 
 
 @contextmanager
@@ -38,13 +38,13 @@ def unwritable(directory: Path) -> Iterator[None]:
 def test_unwritable_directory_mid_upgrade_rolls_back_to_v1_exactly(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    assert cli("install", "-y", "--workspace", ws, "--from", releases["1.0.0"]).exit_code == 0
+    assert cli("install", "-y", "--workspace", ws, *pinned(releases["1.0.0"])).exit_code == 0
     (ws / "AGENT.md").write_bytes(b"mine\n")
     before = tree(ws)
     receipt_before = (ws / ".mam/install-receipt.json").read_bytes()
     # tmux/send-message.sh is replaced after lib.sh and the new mqtt/ files are already done.
     with unwritable(ws / ".agents/skills/tmux"):
-        result = cli("upgrade", "-y", "--workspace", ws, "--from", releases["2.0.0"])
+        result = cli("upgrade", "-y", "--workspace", ws, *pinned(releases["2.0.0"]))
     assert result.exit_code == 7, result.stderr
     assert "undone" in result.stderr
     assert tree(ws) == before
@@ -72,7 +72,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_full_disk_mid_upgrade_rolls_back_to_v1_exactly(tmp_path, small_disk, releases):
     ws = small_disk / "ws"
     ws.mkdir()
-    assert cli("install", "-y", "--workspace", ws, "--from", releases["1.0.0"]).exit_code == 0
+    assert cli("install", "-y", "--workspace", ws, *pinned(releases["1.0.0"])).exit_code == 0
     (ws / ".env.example").write_bytes(b"edited\n")
     before = tree(ws)
     # v2's AGENT.md (last in the plan) is larger than the space left on the disk.
@@ -82,7 +82,7 @@ def test_full_disk_mid_upgrade_rolls_back_to_v1_exactly(tmp_path, small_disk, re
     filler = small_disk / "filler"
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     filler.write_bytes(b"\0" * max(free - 48 * 1024, 0))
-    result = cli("upgrade", "-y", "--workspace", ws, "--from", release)
+    result = cli("upgrade", "-y", "--workspace", ws, *pinned(release))
     assert result.exit_code == 7, result.stderr
     assert "No space left" in result.stderr
     assert tree(ws) == before
@@ -97,7 +97,7 @@ def test_uninstall_continues_past_a_failure_and_exits_8_keeping_the_rest_in_the_
     ws = tmp_path / "ws"
     ws.mkdir()
     assert (
-        cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"]).exit_code
+        cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"])).exit_code
         == 0
     )
     with unwritable(ws / ".agents/skills/tmux"):

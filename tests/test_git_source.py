@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mam_install._errors import ExitCode, IntegrityError, UsageError
+from mam_install._errors import ExitCode, IntegrityError, NetworkError, UsageError
 from mam_install._git_source import (
     GitSource,
     fetch_git,
@@ -122,9 +122,9 @@ def test_short_hash_is_refused_even_when_unpinned_is_allowed(
         fetch_git(short, tmp_path / "g", allow_unpinned=False)
 
 
-def test_unreachable_repository_is_refused(tmp_path: Path) -> None:
+def test_unreachable_repository_is_a_network_error(tmp_path: Path) -> None:
     missing = (tmp_path / "nowhere").as_uri()
-    with pytest.raises(IntegrityError) as caught:
+    with pytest.raises(NetworkError) as caught:
         fetch_git(GitSource(missing, "a" * 40), tmp_path / "git", allow_unpinned=False)
     assert "git clone" in str(caught.value)
     assert not (tmp_path / "git").exists()
@@ -157,7 +157,7 @@ def test_git_that_hangs_is_stopped_by_the_timeout(upstream: Upstream, tmp_path: 
     slow_git = tmp_path / "slow-git"
     slow_git.write_text("#!/bin/sh\nexec sleep 10\n")
     slow_git.chmod(0o755)
-    with pytest.raises(IntegrityError, match=r"took longer than 0\.3 s"):
+    with pytest.raises(NetworkError, match=r"took longer than 0\.3 s"):
         fetch_git(
             GitSource(upstream.url, upstream.first),
             tmp_path / "git",
@@ -177,6 +177,43 @@ def test_environment_is_scrubbed_and_prompts_are_off() -> None:
     assert "SSH_ASKPASS" not in env
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert "BatchMode=yes" in env["GIT_SSH_COMMAND"]
+    assert "ConnectTimeout=30" in env["GIT_SSH_COMMAND"]  # a host that never answers
+
+
+def test_a_git_server_that_never_answers_is_cut_at_the_timeout_and_the_wait_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    # A real TCP listener that accepts and never says a word (not even a TLS handshake).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/mam.git"
+        started = time.monotonic()
+        with pytest.raises(NetworkError) as caught:
+            fetch_git(
+                GitSource(url, "a" * 40), tmp_path / "git", allow_unpinned=False,
+                timeout=5.5, tell=True,
+            )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert caught.value.exit_code == ExitCode.NETWORK
+    assert "took longer than 5.5 s" in str(caught.value) and "--timeout" in str(caught.value)
+    assert 5.5 <= elapsed < 9
+    told = capsys.readouterr().err
+    assert "waiting for `git clone" in told and "of at most 5.5 s" in told
+    assert not (tmp_path / "git").exists()
+
+
+@pytest.mark.parametrize("scheme", ["http", "git", "ftp"])
+def test_an_unauthenticated_scheme_is_refused_for_its_scheme_not_for_a_missing_revision(
+    scheme: str,
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_git_source(f"git+{scheme}://example.com/r.git@" + "a" * 40)
+    message = str(caught.value)
+    assert f"{scheme}:// is not allowed" in message and "no revision" not in message
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from mam_install._shells import RcFile
 from mam_install._sources import SourceSpec, Staged, stage_source
 from mam_install._staging import Staging
 from mam_install._start_hints import start_hints
-from workspaces import make_release
+from workspaces import make_release, pinned
 
 PAYLOAD_HOST = Path(__file__).resolve().parent.parent / "payload" / "host"
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -67,7 +67,7 @@ def host_release_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 @contextmanager
 def staged(release: Path) -> Iterator[tuple[Staged, Staging]]:
     with Staging() as staging:
-        yield stage_source(SourceSpec(str(release)), staging), staging
+        yield stage_source(SourceSpec(*pinned(release)[1::2]), staging), staging
 
 
 def fake_host(home: Path, **changes: Any) -> Host:

@@ -30,6 +30,8 @@ def server(releases: dict[str, Path]) -> Iterator[ReleaseServer]:
             running.routes[f"/r/{path.name}"] = ReleaseServer.ok(path.read_bytes())
             sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
         running.routes["/r/SHA256SUMS"] = ReleaseServer.ok(format_sums(sums))
+        # A test release is vouched for by nothing the installer trusts: the user pins it.
+        running.pin = hashlib.sha256(format_sums(sums)).hexdigest()  # type: ignore[attr-defined]
         yield running
 
 
@@ -43,7 +45,10 @@ def test_install_from_a_url_verifies_and_caches_the_archive(server, tmp_path):
     archive = next(n for n in server.routes if n.endswith(".tar.gz"))
     for n in (1, 2):
         ws = tmp_path / f"ws{n}"
-        run = cli("install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"))
+        run = cli(
+            "install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"),
+            "--sha256", server.pin,
+        )  # fmt: skip
         assert run.exit_code == 0, run.stderr
         assert tree(ws) == V1
     assert server.hits(archive) == 1  # the second install came from the verified cache
@@ -54,7 +59,10 @@ def test_a_url_serving_wrong_bytes_is_refused_with_exit_5(server, tmp_path):
     server.routes[archive] = ReleaseServer.ok(b"\x1f\x8b" + b"\0" * 100)
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = cli("install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"))
+    run = cli(
+        "install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"),
+        "--sha256", server.pin,
+    )  # fmt: skip
     assert run.exit_code == 5
     assert list(ws.iterdir()) == []
 
@@ -63,7 +71,10 @@ def test_a_url_serving_an_endless_archive_is_cut_off(server, tmp_path):
     archive = next(n for n in server.routes if n.endswith(".tar.gz"))
     server.routes[archive] = ReleaseServer.endless()
     ws = tmp_path / "ws"
-    run = cli("install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"))
+    run = cli(
+        "install", "-y", "--no-host", "--workspace", ws, "--from", server.url("/r/"),
+        "--sha256", server.pin,
+    )  # fmt: skip
     assert run.exit_code == 5
     assert not (ws / "AGENT.md").exists()
 

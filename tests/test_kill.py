@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from subproc import run
-from workspaces import V1_FILES, V2_FILES, expected_tree, tree
+from workspaces import V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 V1 = expected_tree(V1_FILES)
 V2 = expected_tree(V2_FILES)
@@ -18,7 +18,7 @@ USER_EDIT = b"the user's own AGENT.md\n"
 
 def v1_workspace(ws: Path, release: Path) -> dict[str, bytes | str]:
     ws.mkdir()
-    assert run("install", "-y", "--workspace", ws, "--from", release).returncode == 0
+    assert run("install", "-y", "--workspace", ws, *pinned(release)).returncode == 0
     (ws / "AGENT.md").write_bytes(USER_EDIT)
     return tree(ws)
 
@@ -33,7 +33,7 @@ def upgraded(before: dict[str, bytes | str]) -> dict[str, bytes | str]:
 def killed_upgrade(ws: Path, release: Path, point: int) -> bool:
     """Run an upgrade that SIGKILLs itself at crash point ``point``; False if it finished."""
     done = run(
-        "upgrade", "-y", "--workspace", ws, "--from", release,
+        "upgrade", "-y", "--workspace", ws, *pinned(release),
         env={"MAM_INSTALL_TEST_KILL_AT": str(point)},
     )
     if done.returncode == 0:
@@ -58,7 +58,7 @@ def test_killed_upgrade_is_finished_by_the_next_upgrade_at_every_point(tmp_path,
             assert tree(ws) == upgraded(before)
             break
         assert_each_file_wholly_old_or_new(ws, before)
-        again = run("upgrade", "-y", "--workspace", ws, "--from", releases["2.0.0"])
+        again = run("upgrade", "-y", "--workspace", ws, *pinned(releases["2.0.0"]))
         assert again.returncode == 0, again.stderr
         assert tree(ws) == upgraded(before), f"after a kill at point {point}"
         point += 1
@@ -84,13 +84,13 @@ def test_killed_first_install_leaves_each_file_whole_and_reinstall_completes(
     ws.mkdir()
     (ws / "AGENT.md").write_bytes(USER_EDIT)
     done = run(
-        "install", "-y", "--workspace", ws, "--from", releases["1.0.0"],
+        "install", "-y", "--workspace", ws, *pinned(releases["1.0.0"]),
         env={"MAM_INSTALL_TEST_KILL_AT": str(point)},
     )
     assert done.returncode == -signal.SIGKILL
     for path, content in tree(ws).items():
         assert content in (V1.get(path), USER_EDIT), path
-    assert run("install", "-y", "--workspace", ws, "--from", releases["1.0.0"]).returncode == 0
+    assert run("install", "-y", "--workspace", ws, *pinned(releases["1.0.0"])).returncode == 0
     expected = dict(V1)
     expected["AGENT.md"] = USER_EDIT
     expected["AGENT.md.mam-new"] = V1["AGENT.md"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from subproc import ROOT
-from workspaces import V1_FILES, expected_tree, tree
+from workspaces import V1_FILES, expected_tree, pinned, tree
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -61,7 +61,7 @@ def installed(tmp_path: Path, releases: dict[str, Path]) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     assert (
-        cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"]).exit_code
+        cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"])).exit_code
         == 0
     )
     return ws

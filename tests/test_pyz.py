@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workspaces import ROOT, tree
+from workspaces import ROOT, pinned, tree
 
 pytestmark = pytest.mark.pyz
 
@@ -221,8 +221,7 @@ def test_upgrade_and_rollback_through_the_built_pyz(pyz, shiv_root, tmp_path, ne
         pyz,
         "upgrade",
         ws,
-        "--from",
-        release,
+        *pinned(release),
         shiv_root=shiv_root,
     )
     assert up.returncode == 0, up.stderr
@@ -314,8 +313,7 @@ def test_hand_made_install_is_adopted_by_the_built_pyz(pyz, shiv_root, tmp_path,
         pyz,
         "upgrade",
         ws,
-        "--from",
-        next_release,
+        *pinned(next_release),
         shiv_root=shiv_root,
     )
     assert done.returncode == 0, done.stderr
@@ -340,8 +338,7 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
         pyz,
         "upgrade",
         ws,
-        "--from",
-        next_release,
+        *pinned(next_release),
         env=env,
     )
     assert killed.returncode == -9, killed.stderr
@@ -350,8 +347,7 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
         pyz,
         "upgrade",
         ws,
-        "--from",
-        next_release,
+        *pinned(next_release),
         shiv_root=shiv_root,
     )
     assert again.returncode == 0, again.stderr
@@ -362,8 +358,7 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
             pyz,
             "install",
             fresh,
-            "--from",
-            next_release,
+            *pinned(next_release),
             shiv_root=shiv_root,
         ).returncode
         == 0

@@ -12,7 +12,7 @@ from mam_install._errors import ReceiptError
 from mam_install._file_actions import KeepFile, WriteFile
 from mam_install._layout import ScopeLayout, workspace_layout
 from mam_install._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
-from workspaces import ROOT, V1_FILES, V2_FILES, expected_tree, tree
+from workspaces import ROOT, V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 FIXTURES = ROOT / "tests/data/receipts"
 
@@ -105,7 +105,7 @@ def test_a_released_receipt_still_upgrades(tmp_path, releases):
     (ws / "AGENT.md.mam-new").write_bytes(V1_FILES["workspace/AGENT.md"][0])
     (ws / ".mam").mkdir()
     shutil.copy(FIXTURES / "0.1.0-workspace.json", ws / ".mam/install-receipt.json")
-    result = cli("upgrade", "-y", "--no-host", "--workspace", ws, "--from", releases["2.0.0"])
+    result = cli("upgrade", "-y", "--no-host", "--workspace", ws, *pinned(releases["2.0.0"]))
     assert result.exit_code == 0, result.stderr
     expected = expected_tree(V2_FILES)
     expected["AGENT.md"] = b"the user's own AGENT.md\n"

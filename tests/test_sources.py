@@ -142,29 +142,39 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
 # --- release directory and manifest file ------------------------------------------------------
 
 
+def pinned(location: Path, release: Path) -> SourceSpec:
+    """``--from location --sha256 <its manifest's SHA-256>``: a test release is no release this
+    installer embeds or that its key signed, so the user must pin it (see test_trust.py)."""
+    return SourceSpec(str(location), sha(manifest_of(release)))
+
+
 def test_release_directory_is_staged_and_verified(release: Path, staging: Staging) -> None:
     before = snapshot(release)
-    staged = stage_source(SourceSpec(str(release)), staging)
+    staged = stage_source(pinned(release, release), staging)
     assert_staged_payload(staged, staging)
     assert staged.origin == str(release)
-    assert staged.record == {"manifest_sha256": sha(manifest_of(release))}
+    assert staged.record == {
+        "manifest_sha256": sha(manifest_of(release)),
+        "trust": "pinned",
+        "pin": "manifest",
+    }
     assert snapshot(release) == before
 
 
 def test_manifest_file_is_staged_with_the_archive_beside_it(
     release: Path, staging: Staging
 ) -> None:
-    staged = stage_source(SourceSpec(str(manifest_of(release))), staging)
+    staged = stage_source(pinned(manifest_of(release), release), staging)
     assert_staged_payload(staged, staging)
     assert staged.origin == str(manifest_of(release))
-    assert staged.record == {"manifest_sha256": sha(manifest_of(release))}
+    assert staged.record["manifest_sha256"] == sha(manifest_of(release))
 
 
 def test_home_relative_location_is_expanded(
     release: Path, staging: Staging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(release.parent))
-    staged = stage_source(SourceSpec("~/dist"), staging)
+    staged = stage_source(SourceSpec("~/dist", sha(manifest_of(release))), staging)
     assert_staged_payload(staged, staging)
 
 
@@ -190,7 +200,7 @@ def test_release_directory_without_a_manifest_is_a_usage_error(
 def test_manifest_whose_archive_is_missing_is_refused(release: Path, staging: Staging) -> None:
     archive_of(release).unlink()
     with pytest.raises(IntegrityError) as caught:
-        stage_source(SourceSpec(str(release)), staging)
+        stage_source(pinned(release, release), staging)
     integrity(caught, str(archive_of(release)), "cannot read the archive")
     assert list(staging.path.iterdir()) == []
 
@@ -203,7 +213,7 @@ def test_tampered_archive_in_a_release_directory_is_refused_before_unpacking(
     archive_of(release).write_bytes(bytes(data))
     before = snapshot(release)
     with pytest.raises(IntegrityError) as caught:
-        stage_source(SourceSpec(str(release)), staging)
+        stage_source(pinned(release, release), staging)
     integrity(caught, str(archive_of(release)), "does not match the manifest")
     assert not (staging.path / "payload").exists()
     assert snapshot(release) == before
@@ -216,7 +226,7 @@ def test_archive_swapped_for_another_valid_archive_is_refused(
     files = collect_payload(payload_dir)
     archive_of(release).write_bytes(archive_bytes(files, content_manifest(files, VERSION), 0))
     with pytest.raises(IntegrityError) as caught:
-        stage_source(SourceSpec(str(release)), staging)
+        stage_source(pinned(release, release), staging)
     integrity(caught, str(archive_of(release)))
     assert not (staging.path / "payload").exists()
 
@@ -254,7 +264,7 @@ def test_bare_archive_with_the_right_sha256_is_staged(
     staged = stage_source(SourceSpec(str(path), sha(path)), staging)
     assert_staged_payload(staged, staging)
     assert staged.origin == str(path)
-    assert staged.record == {"archive_sha256": sha(path)}
+    assert staged.record == {"archive_sha256": sha(path), "trust": "pinned"}
     assert staged.payload.manifest.archive is not None
     assert staged.payload.manifest.archive.sha256 == sha(path)
 
@@ -300,11 +310,13 @@ def test_release_named_archive_without_sibling_manifest_is_a_usage_error(
     usage(caught, str(path))
 
 
-def test_bare_archive_uses_its_sibling_manifest(release: Path, staging: Staging) -> None:
-    staged = stage_source(SourceSpec(str(archive_of(release))), staging)
-    assert_staged_payload(staged, staging)
-    assert staged.origin == str(archive_of(release))
-    assert staged.record == {"manifest_sha256": sha(manifest_of(release))}
+def test_bare_archive_uses_its_sibling_manifest_which_must_be_vouched_for(
+    release: Path, staging: Staging
+) -> None:
+    with pytest.raises(IntegrityError) as caught:
+        stage_source(SourceSpec(str(archive_of(release))), staging)
+    integrity(caught, str(release), "nothing vouches", "--sha256")
+    assert list(staging.path.iterdir()) == []
 
 
 def test_bare_archive_that_does_not_match_its_sibling_manifest_is_refused(
@@ -315,7 +327,7 @@ def test_bare_archive_that_does_not_match_its_sibling_manifest_is_refused(
     archive_of(release).write_bytes(bytes(data))
     with pytest.raises(IntegrityError) as caught:
         stage_source(SourceSpec(str(archive_of(release))), staging)
-    integrity(caught, str(archive_of(release)))
+    integrity(caught, str(release))
 
 
 def test_missing_location_is_a_usage_error(tmp_path: Path, staging: Staging) -> None:
@@ -393,7 +405,7 @@ def test_pinned_archive_with_two_inner_manifests_is_refused(
 def test_release_directory_with_sigstore_bundles_is_staged(release: Path, staging: Staging) -> None:
     for artifact in (manifest_of(release), archive_of(release)):
         artifact.with_name(artifact.name + ".sigstore.json").write_text('{"mediaType": "x"}\n')
-    staged = stage_source(SourceSpec(str(release)), staging)
+    staged = stage_source(pinned(release, release), staging)
     assert_staged_payload(staged, staging)
 
 
@@ -461,4 +473,4 @@ def test_archive_on_stdin_with_the_right_sha256_is_staged(
     staged = stage_source(SourceSpec("-", sha(archive_of(release))), staging)
     assert_staged_payload(staged, staging)
     assert staged.origin == "stdin"
-    assert staged.record == {"archive_sha256": sha(archive_of(release))}
+    assert staged.record == {"archive_sha256": sha(archive_of(release)), "trust": "pinned"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from workspaces import V1_FILES, V2_FILES, expected_tree, tree
+from workspaces import V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 V1 = expected_tree(V1_FILES)
 V2 = expected_tree(V2_FILES)
@@ -24,7 +24,7 @@ def ws(tmp_path: Path) -> Path:
 def run(command: str, ws: Path, release: Path | None = None, *extra: str):  # type: ignore[no-untyped-def]
     args: list[str | Path] = [command, "-y", "--workspace", ws]
     if release is not None:
-        args += ["--from", release]
+        args += [*pinned(release)]
     return cli(*args, *extra)
 
 
@@ -131,7 +131,7 @@ def test_plan_json_shows_each_decision_before_anything_changes(ws, releases):
     run("install", ws, releases["1.0.0"])
     (ws / "AGENT.md").write_bytes(b"mine\n")
     before = tree(ws)
-    result = cli("--json", "plan", "--workspace", ws, "--from", releases["2.0.0"])
+    result = cli("--json", "plan", "--workspace", ws, *pinned(releases["2.0.0"]))
     assert result.exit_code == 0
     actions = result.json()["actions"]
     decisions = {(a["tag"], a.get("path")) for a in actions}

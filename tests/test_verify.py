@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from mam_install._sums import format_sums
-from workspaces import ROOT, tree
+from workspaces import ROOT, pinned, tree
 
 GOOD = {"workspace/AGENT.md": b"# agents\n", "workspace/.agents/skills/lib.sh": b"#!/bin/sh\n"}
 SIGSTORE = ROOT.parent / "shared" / "testdata" / "sigstore"
@@ -147,7 +147,7 @@ def test_hostile_archive_fails_verify_and_install_writes_nothing(case, tmp_path)
     sentinel = tmp_path / "ws"
     sentinel.mkdir()
     (sentinel / "AGENT.md").write_bytes(b"mine\n")
-    installed = cli("install", "-y", "--no-host", "--workspace", sentinel, "--from", release)
+    installed = cli("install", "-y", "--no-host", "--workspace", sentinel, *pinned(release))
     assert installed.exit_code == 5, installed.stderr
     assert tree(sentinel) == {"AGENT.md": b"mine\n"}
     assert not (tmp_path / "x").exists()

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 from clirun import cli
-from workspaces import V1_FILES, expected_tree, sha, tree
+from workspaces import V1_FILES, expected_tree, pinned, sha, tree
 
 V1 = expected_tree(V1_FILES)
 
 
 def install(ws: Path, release: Path, *extra: str) -> tuple[int, str]:
-    run = cli("install", "-y", "--workspace", ws, "--from", release, *extra)
+    run = cli("install", "-y", "--workspace", ws, *pinned(release), *extra)
     return run.exit_code, run.stderr
 
 
@@ -130,11 +130,11 @@ def test_uninstall_keeps_a_file_the_user_edited(tmp_path, releases):
 def test_dry_run_and_plan_change_nothing(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = cli("install", "--dry-run", "--workspace", ws, "--from", releases["1.0.0"])
+    run = cli("install", "--dry-run", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert run.exit_code == 0
     assert "Write `AGENT.md`" in run.stderr
     assert list(ws.iterdir()) == []
-    plan = cli("--json", "plan", "--workspace", ws, "--from", releases["1.0.0"])
+    plan = cli("--json", "plan", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert plan.exit_code == 0
     doc = plan.json()
     assert doc["payload_version"] == "1.0.0"
@@ -145,7 +145,7 @@ def test_dry_run_and_plan_change_nothing(tmp_path, releases):
 def test_json_is_accepted_after_the_command_name_too(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = cli("install", "-y", "--json", "--workspace", ws, "--from", releases["1.0.0"])
+    run = cli("install", "-y", "--json", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert run.exit_code == 0
     doc = run.json()
     assert doc["ok"] is True and doc["exit_code"] == 0
@@ -204,7 +204,7 @@ def test_tampered_release_exits_5_and_leaves_the_workspace_untouched(tmp_path, r
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "AGENT.md").write_bytes(b"mine\n")
-    run = cli("install", "-y", "--workspace", ws, "--from", release)
+    run = cli("install", "-y", "--workspace", ws, *pinned(release))
     assert run.exit_code == 5
     assert "SHA-256" in run.stderr or "sha256" in run.stderr.lower()
     assert tree(ws) == {"AGENT.md": b"mine\n"}

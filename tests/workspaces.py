@@ -88,3 +88,10 @@ def expected_tree(files: Mapping[str, tuple[bytes, int]]) -> dict[str, bytes | s
         for i in range(1, len(parts)):
             out["/".join(parts[:i])] = "dir"
     return out
+
+
+def pinned(release: Path) -> list[str]:
+    """``--from RELEASE --sha256 <its manifest's SHA-256>``: a test release is neither one this
+    installer embeds nor one its release key signed, so, as a user would, the test pins it."""
+    manifest = next(Path(release).glob("manifest-*.json"))
+    return ["--from", str(release), "--sha256", sha(manifest.read_bytes())]

@@ -9,14 +9,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from . import __version__
-from ._errors import IntegrityError
+from ._errors import IntegrityError, NetworkError, UsageError
 from ._hashing import is_sha256_hex
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["DownloadSettings", "download"]
@@ -42,14 +44,29 @@ class DownloadSettings:
     retries: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    progress: bool | None = None  # None: a bar when stderr is a terminal; False with -q/--json
+
+    @classmethod
+    def for_command(cls, timeout: float | None, progress: bool | None) -> DownloadSettings:
+        """``--timeout SECONDS`` bounds each download whole, its connect and read timeouts never
+        longer than it; None keeps the defaults."""
+        if timeout is None:
+            return cls(progress=progress)
+        return cls(
+            connect_timeout=min(cls.connect_timeout, timeout),
+            read_timeout=min(cls.read_timeout, timeout),
+            deadline=timeout,
+            progress=progress,
+        )
 
 
 class _Transient(Exception):
     """A failure worth another attempt: the next one may well succeed."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 def download(
@@ -66,18 +83,24 @@ def download(
     The body is streamed to ``dest`` and hashed on the way; the call aborts as soon as the body
     passes ``max_bytes`` or ``settings.deadline`` passes. Connect errors, timeouts, broken or
     truncated bodies, 5xx and 429 answers are retried with exponential back-off; other answers
-    and a digest that differs from ``expected_sha256`` are not. Proxies (``HTTPS_PROXY``,
-    ``NO_PROXY``) and CA bundles (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) come from the environment,
-    which httpx 0.28 reads itself when ``trust_env`` is on. ``progress``: ``None`` draws a bar on
-    stderr when it is a terminal, ``False`` never does (``--json``), ``True`` always does.
+    and a digest that differs from ``expected_sha256`` are not; nor is a name that does not
+    resolve (a typo or no network: asking again only delays the answer). Proxies
+    (``HTTPS_PROXY``, ``NO_PROXY``) come from the environment; certificates are trusted when the
+    OS store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set) or certifi's bundle vouches for them.
+    ``progress``: ``None`` draws a bar on stderr when it is a terminal, ``False`` never does
+    (``-q``, ``--json``), ``True`` always does.
 
-    Every failure removes ``dest`` and raises `IntegrityError` with a one-line message.
+    Every failure removes ``dest`` and raises a one-line error: `NetworkError` (exit 10) when the
+    bytes never arrived (DNS, refused, timeout, proxy, TLS, an HTTP error status),
+    `IntegrityError` (exit 5) when the bytes that came are not the published ones.
     """
     _check_url(url)
     if expected_sha256 is not None and not is_sha256_hex(expected_sha256):
         raise ValueError(f"expected_sha256 is not 64 lowercase hex digits: {expected_sha256!r}")
     if max_bytes < 0:
         raise ValueError("max_bytes must not be negative")
+    if progress is None:
+        progress = settings.progress
     draw = sys.stderr.isatty() if progress is None else progress
     try:
         digest = _download_with_retries(url, dest, max_bytes, draw, settings)
@@ -105,7 +128,9 @@ def _download_with_retries(
         "Accept-Encoding": "identity",
         "User-Agent": f"mam-install/{__version__}",
     }
-    with httpx.Client(follow_redirects=True, trust_env=True, headers=headers) as client:
+    with httpx.Client(
+        follow_redirects=True, trust_env=True, headers=headers, verify=trust_context()
+    ) as client:
         attempt = 0
         while True:
             try:
@@ -114,9 +139,10 @@ def _download_with_retries(
                 wait = _backoff(failure, attempt, settings)
                 if attempt >= settings.retries or time.monotonic() + wait >= give_up_at:
                     tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
-                    raise IntegrityError(
+                    raise NetworkError(
                         f"download of {url} failed after {tries}: {failure}; check the network "
-                        "and any proxy (HTTPS_PROXY, NO_PROXY), then try again"
+                        "and any proxy (HTTPS_PROXY, NO_PROXY), then try again",
+                        failure.status,
                     ) from failure
                 time.sleep(wait)
                 attempt += 1
@@ -160,10 +186,11 @@ def _attempt(
                             "mirror or report it",
                         )
                     if time.monotonic() > give_up_at:
-                        _fail(
+                        _network_failure(
                             url,
                             f"it took longer than the {settings.deadline:g} s deadline",
-                            "try again on a faster connection or from a closer mirror",
+                            "try again on a faster connection, from a closer mirror, or with a "
+                            "longer --timeout",
                         )
                     digest.update(chunk)
                     _write(url, dest, out, chunk)
@@ -173,15 +200,23 @@ def _attempt(
         raise _Transient(f"timed out ({type(exc).__name__})") from exc
     except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         if _is_certificate_failure(exc):
-            _fail(
+            _network_failure(
                 url,
-                "the server's TLS certificate is not trusted",
+                "the server's TLS certificate is not trusted by the OS store or certifi",
                 "if a proxy re-signs TLS here, point SSL_CERT_FILE (or SSL_CERT_DIR) at its CA",
+                exc,
+            )
+        if _is_name_resolution_failure(exc):
+            host = urlsplit(url).hostname
+            _network_failure(
+                url,
+                f"the name {host} does not resolve ({_describe(exc)})",
+                "check the URL for a typo, the network and DNS; not retried",
                 exc,
             )
         raise _Transient(f"the connection failed ({_describe(exc)})") from exc
     except httpx.HTTPError as exc:
-        _fail(url, _describe(exc), "check the URL and any proxy settings", exc)
+        _network_failure(url, _describe(exc), "check the URL and any proxy settings", exc)
     finally:
         if bar is not None:
             bar.finish()
@@ -196,7 +231,7 @@ def _check_url(url: str) -> None:
         return
     if parts.scheme == "http" and _is_loopback(parts.hostname):
         return
-    raise IntegrityError(
+    raise UsageError(
         f"refusing to download {url}: only https:// URLs (or http:// to this machine) are "
         "allowed; use the https:// address of the release"
     )
@@ -222,18 +257,21 @@ def _check_response(url: str, response: httpx.Response, max_bytes: int) -> None:
         raise _Transient(
             f"the server answered {status} {response.reason_phrase}",
             float(retry_after) if retry_after.isdigit() else None,
+            status,
         )
     if status == 404 or status == 410:
-        _fail(
+        _network_failure(
             url,
             f"the server answered {status} {response.reason_phrase}",
             "check the release URL and version",
+            status=status,
         )
     if not 200 <= status < 300:
-        _fail(
+        _network_failure(
             url,
             f"the server answered {status} {response.reason_phrase}",
             "check the URL and that the release is public",
+            status=status,
         )
     declared = _content_length(response)
     if declared is not None and declared > max_bytes:
@@ -257,6 +295,33 @@ def _backoff(failure: _Transient, attempt: int, settings: DownloadSettings) -> f
         # Honour the server's pace, but never let it stretch a wait past our own cap.
         wait = min(max(wait, failure.retry_after), settings.backoff_max)
     return wait
+
+
+def trust_context() -> ssl.SSLContext:
+    """TLS trust as both the bootstrap and the OS see it: the OS store (which honours
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``) plus certifi's bundle, so a corporate CA installed
+    in the OS passes here as it passed `get-mam.py`, and a bare container still has roots."""
+    import ssl
+
+    context = ssl.create_default_context()  # loads the OS store and verifies host names
+    try:
+        import certifi
+
+        context.load_verify_locations(cafile=certifi.where())
+    except (ImportError, OSError):
+        pass  # the OS store alone: what the bootstrap trusted
+    return context
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    import socket
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_certificate_failure(exc: BaseException) -> bool:
@@ -299,38 +364,38 @@ def _remove(dest: Path) -> None:
 
 
 def _fail(url: str, what: str, fix: str, cause: BaseException | None = None) -> NoReturn:
+    """The bytes that came are not the published ones: exit 5."""
     raise IntegrityError(f"download of {url} failed: {what}; {fix}") from cause
 
 
-class _ProgressBar:
-    """A one-line bar on stderr, redrawn at most ten times a second."""
+def _network_failure(
+    url: str, what: str, fix: str, cause: BaseException | None = None, status: int | None = None
+) -> NoReturn:
+    """The bytes never came: exit 10, never 5."""
+    raise NetworkError(f"download of {url} failed: {what}; {fix}", status) from cause
 
-    _WIDTH = 30
+
+class _ProgressBar:
+    """click's progress bar on stderr (the pyz carries click); drawn only when asked (a
+    terminal without -q or --json) and only when the server said how long the body is."""
 
     def __init__(self, url: str, total: int | None) -> None:
-        self._name = urlsplit(url).path.rsplit("/", 1)[-1] or url
-        self._total = total
-        self._last = 0.0
+        import click
+
+        name = urlsplit(url).path.rsplit("/", 1)[-1] or url
+        self._done = 0
+        self._bar: Any = None  # click.progressbar's ProgressBar
+        if total:
+            self._bar = click.progressbar(
+                length=total, label=name, file=sys.stderr, width=30, show_eta=True
+            )
+            self._bar.__enter__()
 
     def update(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self._last < 0.1 and done != self._total:
-            return
-        self._last = now
-        self._draw(done)
+        if self._bar is not None:
+            self._bar.update(done - self._done)
+        self._done = done
 
     def finish(self) -> None:
-        if self._last:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    def _draw(self, done: int) -> None:
-        mib = done / (1 << 20)
-        if self._total:
-            filled = int(self._WIDTH * min(done, self._total) / self._total)
-            bar = "#" * filled + "-" * (self._WIDTH - filled)
-            line = f"{self._name} [{bar}] {mib:.1f}/{self._total / (1 << 20):.1f} MiB"
-        else:
-            line = f"{self._name} {mib:.1f} MiB"
-        sys.stderr.write("\r" + line)
-        sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)

@@ -46,3 +46,31 @@ def embedded_payload_version() -> str | None:
         return None
     version = doc.get("version") if isinstance(doc, dict) else None
     return version if isinstance(version, str) else None
+
+
+# The release signing keys this installer trusts (scripts/build.py copies them from
+# checksums/release-signing-key.pub, or from MAM_RELEASE_PUBKEY for a test build).
+RELEASE_KEY_FILE = "release-signing-key.pub"
+
+
+def released_manifest(name: str) -> Path | None:
+    """An embedded copy of ``manifests/<name>``: ``V.json`` (the content manifest of a released
+    version) or ``manifest-V.json`` (its release manifest, kept by the release workflow)."""
+    directory = history_dir()
+    if directory is None or "/" in name or name.startswith("."):
+        return None
+    path = directory / name
+    return path if path.is_file() else None
+
+
+def release_public_keys() -> list[bytes]:
+    """The raw 32-byte Ed25519 release keys built into this installer; [] when it has none."""
+    from ._signature import parse_public_keys
+
+    try:
+        path = data_dir() / RELEASE_KEY_FILE
+    except PlatformError:
+        return []
+    if not path.is_file():
+        return []
+    return parse_public_keys(path.read_bytes(), str(path))

@@ -9,6 +9,7 @@
     +-- ActionFailed         exit 7  an action failed; what had been done was rolled back
     +-- RevertIncomplete     exit 8  undoing failed part-way; the receipt says what is left
     +-- BusyError            exit 9  another run holds the workspace lock
+    +-- NetworkError         exit 10 a download failed: DNS, refused, timed out, proxy, HTTP 4xx/5xx
 
 Foreign exceptions (OSError, tarfile.TarError, httpx.HTTPError, ...) are translated at the
 boundary with ``raise IntegrityError(...) from exc`` so that every error the user sees is one line
@@ -33,6 +34,7 @@ class ExitCode(enum.IntEnum):
     ACTION_FAILED = 7
     REVERT_INCOMPLETE = 8
     BUSY = 9
+    NETWORK = 10
 
 
 class MamError(Exception):
@@ -71,3 +73,17 @@ class RevertIncomplete(MamError):
 
 class BusyError(MamError):
     exit_code = ExitCode.BUSY
+
+
+class NetworkError(MamError):
+    """The bytes never arrived: never exit 5, because a 404 or a dead proxy is not tampering.
+
+    ``status`` is the HTTP status when the server answered one (a 404 lets an optional artifact,
+    such as a signature, be absent), else None.
+    """
+
+    exit_code = ExitCode.NETWORK
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

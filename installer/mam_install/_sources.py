@@ -35,6 +35,8 @@ class SourceSpec:
     location: str | None = None
     sha256: str | None = None
     allow_unpinned: bool = False
+    timeout: float | None = None  # --timeout: bounds each download and each git command
+    progress: bool | None = None  # False with -q/--json; None: a bar on a terminal
 
     def describe(self) -> dict[str, Any]:
         return {"from": self.location or "embedded", "sha256": self.sha256}
@@ -48,16 +50,18 @@ class Staged:
 
 
 def _from_manifest_file(
-    manifest_path: Path, staging: Staging, origin: str, pinned: str | None = None
+    manifest_path: Path,
+    staging: Staging,
+    origin: str,
+    pinned: str | None = None,
+    *,
+    embedded: bool = False,
 ) -> Staged:
-    manifest = parse_manifest(manifest_path.read_bytes(), str(manifest_path))
+    data = manifest_path.read_bytes()  # read once: what is trusted is what is used
+    manifest = parse_manifest(data, str(manifest_path))
     if manifest.archive is None:
         raise IntegrityError(f"{manifest_path}: names no archive; it is not a release manifest")
-    if pinned is not None and pinned != manifest.archive.sha256:
-        raise IntegrityError(
-            f"{manifest_path}: its archive is {manifest.archive.sha256}, not the pinned "
-            f"--sha256 {pinned}; refusing"
-        )
+    trust = {"trust": "embedded"} if embedded else _vouch(manifest_path, data, manifest, pinned)
     archive = manifest_path.parent / manifest.archive.name
     try:
         stream = open(archive, "rb")  # noqa: SIM115 - closed below; only open() errors are ours
@@ -65,7 +69,40 @@ def _from_manifest_file(
         raise IntegrityError(f"{archive}: cannot read the archive ({exc.strerror})") from exc
     with stream:
         payload = stage_archive(stream, manifest, staging, str(archive))
-    return Staged(payload, origin, {"manifest_sha256": sha256_file(manifest_path)})
+    return Staged(payload, origin, {"manifest_sha256": sha256_file(manifest_path), **trust})
+
+
+def _vouch(
+    manifest_path: Path, data: bytes, manifest: Manifest, pinned: str | None
+) -> dict[str, str]:
+    """The trust rules for a release on disk, with the `SHA256SUMS` and signature beside it."""
+    from ._signature import SIGNATURE_NAME
+    from ._sums import parse_sums
+    from ._trust import ReleaseEvidence, check_sums_agree, establish_trust
+
+    directory = manifest_path.parent
+    sums_path, signature_path = directory / "SHA256SUMS", directory / SIGNATURE_NAME
+    sums = _read_small(sums_path)
+    if sums is not None:
+        listed = parse_sums(sums, str(sums_path))
+        check_sums_agree(listed, manifest_path.name, data, manifest, str(directory))
+    evidence = ReleaseEvidence(str(directory), data, manifest, sums, _read_small(signature_path))
+    return establish_trust(evidence, pinned)
+
+
+def _read_small(path: Path) -> bytes | None:
+    from ._release_fetch import MAX_SMALL_FILE
+
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_SMALL_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if len(data) > MAX_SMALL_FILE:
+        raise IntegrityError(f"{path}: larger than {MAX_SMALL_FILE} bytes; refusing")
+    return data
 
 
 def release_manifests(directory: Path) -> list[Path]:
@@ -105,7 +142,7 @@ def _stage_pinned(stream: BinaryIO, origin: str, sha256: str, staging: Staging) 
         source=inner.source,
     )
     payload = unpack_staged(copy, actual, size, pinned, staging, origin)
-    return Staged(payload, origin, {"archive_sha256": sha256})
+    return Staged(payload, origin, {"archive_sha256": sha256, "trust": "pinned"})
 
 
 def _inner_manifest(archive: Path, origin: str) -> Manifest:
@@ -138,11 +175,14 @@ def _from_url(base: str, spec: SourceSpec, staging: Staging) -> Staged:
 
     download_dir = staging.path / "download"
     download_dir.mkdir(mode=0o700)
-    manifest, archive = fetch_release_payload(base, download_dir, spec.sha256)
+    from ._download import DownloadSettings
+
+    net = DownloadSettings.for_command(spec.timeout, spec.progress)
+    manifest, archive, trust = fetch_release_payload(base, download_dir, spec.sha256, net)
     with open(archive, "rb") as stream:
         payload = stage_archive(stream, manifest, staging, str(archive.name))
     assert manifest.archive is not None
-    return Staged(payload, base, {"archive_sha256": manifest.archive.sha256})
+    return Staged(payload, base, {"archive_sha256": manifest.archive.sha256, **trust})
 
 
 def _from_stdin(spec: SourceSpec, staging: Staging) -> Staged:
@@ -161,7 +201,10 @@ def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
 
     assert spec.location is not None
     checkout = fetch_git(
-        parse_git_source(spec.location), staging.path / "git", allow_unpinned=spec.allow_unpinned
+        parse_git_source(spec.location),
+        staging.path / "git",
+        allow_unpinned=spec.allow_unpinned,
+        timeout=spec.timeout,
     )
     payload_dir = checkout.path / "payload"
     try:
@@ -177,7 +220,12 @@ def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
     root.mkdir(mode=0o700)
     for entry in manifest.files:
         _copy_checked(payload_dir, checkout.path, entry, root, spec.location)
-    record = {"commit": checkout.commit, "ref": checkout.ref, "pinned": checkout.pinned}
+    record = {
+        "commit": checkout.commit,
+        "ref": checkout.ref,
+        "pinned": checkout.pinned,
+        "trust": "pinned commit" if checkout.pinned else "unpinned (--allow-unpinned)",
+    }
     return Staged(StagedPayload(manifest=manifest, root=root), spec.location, record)
 
 
@@ -208,7 +256,7 @@ def stage_source(spec: SourceSpec, staging: Staging) -> Staged:
     if location is None:
         from ._embedded import embedded_manifest_path
 
-        return _from_manifest_file(embedded_manifest_path(), staging, "embedded")
+        return _from_manifest_file(embedded_manifest_path(), staging, "embedded", embedded=True)
     if location == "-":
         return _from_stdin(spec, staging)
     if location.startswith("git+"):

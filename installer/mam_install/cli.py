@@ -22,7 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected, 2 usage, 3 platform, 4 conflict,
-5 integrity, 6 receipt, 7 action failed (rolled back), 8 revert incomplete, 9 busy.
+5 integrity, 6 receipt, 7 action failed (rolled back), 8 revert incomplete, 9 busy,
+10 network.
 Human text goes to stderr; --json documents go to stdout."""
 
 

@@ -18,18 +18,47 @@ from mam_install._sums import format_sums
 from workspaces import ROOT, pinned, tree
 
 GOOD = {"workspace/AGENT.md": b"# agents\n", "workspace/.agents/skills/lib.sh": b"#!/bin/sh\n"}
-SIGSTORE = ROOT.parent / "shared" / "testdata" / "sigstore"
+SIGSTORE = ROOT / "tests" / "data" / "sigstore"
 IDENTITY = (
     "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
 )
 ISSUER = "https://token.actions.githubusercontent.com"
 
 
+BASE_URL = "https://github.com/mam-org/mam-install/releases/download/v{version}"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, str(ROOT / "scripts/build.py"), "--out", str(out)], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/build.py"), "--out", str(out), "--base-url", BASE_URL],
+        check=True,
+    )
     return out
+
+
+def tree_is_dirty() -> bool:
+    """What scripts/build.py marks as ``+dirty`` in the manifest's ref."""
+    return bool(
+        subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "payload", "installer",
+             "scripts", "checksums"],
+            capture_output=True, text=True,
+        ).stdout.strip()
+    )  # fmt: skip
+
+
+def resum(release: Path) -> None:
+    names = [p.name for p in release.iterdir() if p.name != "SHA256SUMS"]
+    sums = {n: hashlib.sha256((release / n).read_bytes()).hexdigest() for n in names}
+    (release / "SHA256SUMS").write_bytes(format_sums(sums))
+
+
+def finding(run, check: str, subject: str) -> dict:  # type: ignore[no-untyped-def]
+    return next(
+        f for f in run.json()["findings"] if f["check"] == check and f["subject"] == subject
+    )
 
 
 def copy_release(built: Path, tmp_path: Path) -> Path:
@@ -39,11 +68,54 @@ def copy_release(built: Path, tmp_path: Path) -> Path:
 
 
 def test_a_genuine_release_verifies(built):
-    run = cli("--json", "verify", built)
+    # A build from a tree with uncommitted changes is marked +dirty, and rightly refused.
+    run = cli("--json", "verify", built, *(["--allow-dirty"] if tree_is_dirty() else []))
     assert run.exit_code == 0, run.stderr
-    checks = {f["check"] for f in run.json()["findings"]}
-    assert {"sums", "artifact", "manifest", "archive", "pyz", "bootstrap"} <= checks
+    checks = run.json()["checks"]
+    assert set(checks) == {"sums", "artifact", "manifest", "source", "archive", "pyz", "bootstrap"}
+    assert all(checks.values()) and run.json()["verified"] is True
     assert all(f["ok"] for f in run.json()["findings"])
+
+
+def test_a_release_built_from_a_dirty_tree_fails_unless_allowed(built, tmp_path):
+    release = copy_release(built, tmp_path)
+    manifest = next(release.glob("manifest-*.json"))
+    doc = json.loads(manifest.read_text())
+    doc["source"]["ref"] = "main+dirty"
+    manifest.write_text(json.dumps(doc, indent=2) + "\n")
+    resum(release)
+    run = cli("--json", "verify", release)
+    assert run.exit_code == 5
+    source = finding(run, "source", manifest.name)
+    assert not source["ok"] and "dirty tree" in source["detail"]
+    assert "error: source" in run.stderr
+    allowed = cli("--json", "verify", release, "--allow-dirty")
+    assert finding(allowed, "source", manifest.name)["ok"]
+
+
+def test_a_bootstrap_that_downloads_from_a_placeholder_fails(built, tmp_path):
+    release = copy_release(built, tmp_path)
+    bootstrap = release / "get-mam.py"
+    text = bootstrap.read_text()
+    real = next(line for line in text.splitlines() if line.startswith("DEFAULT_BASE_URL = "))
+    for placeholder in ("https://releases.mam.invalid/0.1.0", "https://<releases>/0.1.0"):
+        bootstrap.write_text(text.replace(real, f'DEFAULT_BASE_URL = "{placeholder}"'))
+        resum(release)
+        run = cli("--json", "verify", release, "--allow-dirty")
+        assert run.exit_code == 5, placeholder
+        url = finding(run, "bootstrap", "get-mam.py:DEFAULT_BASE_URL")
+        assert not url["ok"] and "placeholder" in url["detail"]
+
+
+def test_identity_and_issuer_require_a_signature_on_every_artifact(built):
+    run = cli(
+        "--json", "verify", built, "--allow-dirty", "--identity", IDENTITY, "--issuer", ISSUER
+    )
+    assert run.exit_code == 5
+    total = len((built / "SHA256SUMS").read_text().splitlines()) + 1  # and SHA256SUMS itself
+    summary = finding(run, "signature", built.name)
+    assert not summary["ok"] and summary["detail"].startswith(f"0 of {total} artifacts signed")
+    assert "warning: FAIL" not in run.stderr and "error: signature" in run.stderr
 
 
 def test_one_flipped_byte_in_any_artifact_fails(built, tmp_path):
@@ -54,7 +126,7 @@ def test_one_flipped_byte_in_any_artifact_fails(built, tmp_path):
         (release / name).write_bytes(bytes(data))
         run = cli("verify", release)
         assert run.exit_code == 5
-        assert f"FAIL artifact   {name}" in run.stderr
+        assert f"error: artifact   {name}" in run.stderr
 
 
 def test_malformed_sums_line_fails_instead_of_being_skipped(built, tmp_path):
@@ -184,8 +256,14 @@ def verify_signed(release: Path, identity: str = IDENTITY):  # type: ignore[no-u
 
 def test_a_real_sigstore_bundle_verifies_offline_with_a_pinned_root(signed_release):
     run = verify_signed(signed_release)
-    signatures = [f for f in run.json()["findings"] if f["check"] == "signature"]
-    assert signatures and all(f["ok"] for f in signatures), run.stderr
+    wheel = finding(run, "signature", "rfc8785-0.1.2-py3-none-any.whl")
+    assert wheel["ok"], run.stderr
+    # The public vector signs the wheel only; the SHA256SUMS written here has no bundle, and
+    # with --identity/--issuer that gap fails the release.
+    assert not finding(run, "signature", "SHA256SUMS")["ok"]
+    summary = finding(run, "signature", signed_release.name)
+    assert not summary["ok"] and summary["detail"].startswith("1 of 2 artifacts signed")
+    assert run.exit_code == 5
 
 
 def test_a_flipped_byte_or_a_wrong_identity_fails_the_signature(signed_release):
@@ -233,3 +311,17 @@ def test_a_pyz_whose_embedded_payload_differs_fails_even_with_matching_sums(buil
     assert run.exit_code == 5
     failed = [f["subject"] for f in run.json()["findings"] if not f["ok"]]
     assert any(s.startswith("mam-install.pyz:mam-payload-") for s in failed), failed
+
+
+def test_a_published_ed25519_signature_must_be_the_release_keys(built, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from mam_install._signature import encode_signature
+
+    release = copy_release(built, tmp_path)
+    forged = Ed25519PrivateKey.generate().sign((release / "SHA256SUMS").read_bytes())
+    (release / "SHA256SUMS.ed25519").write_bytes(encode_signature(forged))
+    run = cli("--json", "verify", release, "--allow-dirty")
+    assert run.exit_code == 5
+    assert not finding(run, "ed25519", "SHA256SUMS.ed25519")["ok"]
+    assert not any(f["subject"] == "SHA256SUMS.ed25519" for f in run.json()["findings"]
+                   if f["check"] == "artifact")  # fmt: skip

@@ -10,14 +10,16 @@ from ._errors import IntegrityError, PlatformError
 from ._hashing import sha256_file
 
 if TYPE_CHECKING:
-    from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
 
 __all__ = ["INSTALL_HINT", "sigstore_available", "verify_bundle"]
 
-INSTALL_HINT = "pip install 'mam-install[sigstore]'"
-
-# sigstore-python keeps its embedded copy of the public-good trusted root under this TUF URL.
-_PRODUCTION_TUF_URL = "https://tuf-repo-cdn.sigstore.dev"
+# mam-install is not on PyPI (so no "mam-install[sigstore]" extra to point users at): install
+# sigstore itself into a Python, then run the pyz with that Python, which sees it.
+INSTALL_HINT = (
+    "python3 -m pip install 'sigstore>=4.1,<5', then run mam-install with that python3 "
+    "(python3 mam-install.pyz verify ...)"
+)
 
 
 def sigstore_available() -> bool:
@@ -39,10 +41,11 @@ def verify_bundle(
     """Check that ``bundle`` signs ``artifact`` for ``identity`` from ``issuer``, offline.
 
     The signature, the certificate chain up to the trusted root's Fulcio CA, the transparency
-    log inclusion proof and the signer's identity and OIDC issuer are all checked, without any
-    network access. ``trusted_root`` pins the root of trust; without it the public-good root
-    embedded in the installed sigstore release is used (read from the package, not from a TUF
-    cache under $HOME). The artifact is hashed in streaming fashion, so size costs no memory.
+    log inclusion proof and the signer's identity and OIDC issuer are all checked.
+    ``trusted_root`` pins the root of trust and needs no network; without it sigstore's public
+    ``Verifier.production()`` is used: its trusted root refreshed over TUF (so a key rotation
+    is followed), or from its TUF cache when offline. The artifact is hashed in streaming
+    fashion, so size costs no memory.
 
     Raises `PlatformError` (exit 3) when sigstore is not installed, and `IntegrityError`
     (exit 5) for everything else: unreadable or malformed bundle or root, bad signature,
@@ -51,7 +54,6 @@ def verify_bundle(
     try:
         from sigstore.hashes import Hashed
         from sigstore.models import Bundle
-        from sigstore.verify import Verifier
         from sigstore.verify.policy import Identity
         from sigstore_models.common.v1 import HashAlgorithm
     except ImportError as exc:
@@ -70,9 +72,8 @@ def verify_bundle(
         ) from exc
 
     try:
-        root = _load_trusted_root(trusted_root)
+        verifier = _verifier(trusted_root)
         parsed = Bundle.from_json(bundle_json)
-        verifier = Verifier(trusted_root=root)
         verifier.verify_artifact(
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest),
             parsed,
@@ -89,28 +90,29 @@ def verify_bundle(
         ) from exc
 
 
-def _load_trusted_root(path: Path | None) -> TrustedRoot:
+def _verifier(path: Path | None) -> Verifier:
     from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
 
     if path is not None:
         try:
-            return TrustedRoot.from_file(str(path))
+            return Verifier(trusted_root=TrustedRoot.from_file(str(path)))
         except Exception as exc:
             raise IntegrityError(
                 f"the trusted root {path} could not be loaded ({_one_line(exc)}); pass the "
                 "trusted_root.json of the sigstore instance that signed the release"
             ) from exc
     try:
-        from sigstore._utils import read_embedded  # private, but stable across 3.x and 4.x
-        from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootMessage
-
-        embedded = read_embedded("trusted_root.json", _PRODUCTION_TUF_URL)
-        return TrustedRoot(TrustedRootMessage.from_json(embedded))
-    except Exception as exc:
-        raise IntegrityError(
-            f"the installed sigstore release carries no embedded trusted root ({_one_line(exc)});"
-            " pass the trusted_root.json to pin explicitly"
-        ) from exc
+        return Verifier.production()  # refreshes the trusted root over TUF
+    except Exception as online:
+        try:
+            return Verifier.production(offline=True)  # no network: sigstore's TUF cache
+        except Exception as exc:
+            raise IntegrityError(
+                f"sigstore's production trusted root could neither be refreshed over TUF "
+                f"({_one_line(online)}) nor read from its cache ({_one_line(exc)}); connect once "
+                "to the network, or pass --trusted-root trusted_root.json"
+            ) from exc
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,9 +1,11 @@
 """`verify`: prove a release directory (or URL) is exactly what was built and signed.
 
 Every check adds one finding; the release passes only when every finding does. Checked:
-SHA256SUMS (strict), every artifact it lists, nothing unlisted, the manifest, the archive's size
-and hash, every archive member and extracted file, the archive's own manifest, the pyz's embedded
-payload and manifest, get-mam.py's pinned pyz hash, and sigstore bundles when asked.
+SHA256SUMS (strict), every artifact it lists, nothing unlisted, the manifest, that it was built
+from a clean tree (``ref`` without ``+dirty``, unless --allow-dirty), the archive's size and hash,
+every archive member and extracted file, the archive's own manifest, the pyz's embedded payload
+and manifest, get-mam.py's pinned pyz hash and a real (not placeholder) release URL, and, with
+--identity/--issuer, a sigstore bundle for every artifact ("N of M signed": any gap fails).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import IntegrityError, MamError, UsageError
+from ._errors import MamError, NetworkError, UsageError
 from ._hashing import sha256_file, sha256_stream
 from ._manifest import Manifest, parse_manifest
+from ._signature import SIGNATURE_NAME
 from ._sources import release_manifests
 from ._staging import ARCHIVE_NAME, Staging, stage_archive
+from ._verify_provenance import check_bootstrap, check_release_key_signature, check_source
 
 BUNDLE_SUFFIX = ".sigstore.json"
 EMBEDDED_DATA = "site-packages/mam_install/_data/"
@@ -32,7 +36,8 @@ class Finding:
     detail: str
 
     def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.check:10} {self.subject}: {self.detail}"
+        """``ok  CHECK SUBJECT: DETAIL``; a failure is printed as an ``error:`` line."""
+        return f"{'ok  ' if self.ok else ''}{self.check:10} {self.subject}: {self.detail}"
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "subject": self.subject, "ok": self.ok, "detail": self.detail}
@@ -44,12 +49,22 @@ class SignaturePolicy:
     issuer: str | None = None
     trusted_root: Path | None = None
     required: bool = False
+    allow_dirty: bool = False
+
+    @property
+    def signatures_required(self) -> bool:
+        """An identity to check against means every artifact must carry a signature by it."""
+        return self.required or (self.identity is not None and self.issuer is not None)
 
     @classmethod
-    def from_file(cls, path: Path, required: bool, trusted_root: Path | None) -> SignaturePolicy:
+    def from_file(
+        cls, path: Path, required: bool, trusted_root: Path | None, allow_dirty: bool = False
+    ) -> SignaturePolicy:
         try:
             doc = json.loads(path.read_text())
-            return cls(str(doc["identity"]), str(doc["issuer"]), trusted_root, required)
+            return cls(
+                str(doc["identity"]), str(doc["issuer"]), trusted_root, required, allow_dirty
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(
                 f"{path}: not a policy file of the form "
@@ -61,6 +76,7 @@ class SignaturePolicy:
 class VerifyReport:
     location: str
     findings: list[Finding] = field(default_factory=list)
+    allow_dirty: bool = False
 
     @property
     def ok(self) -> bool:
@@ -79,7 +95,15 @@ class VerifyReport:
             return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"location": self.location, "findings": [f.to_json() for f in self.findings]}
+        checks: dict[str, bool] = {}
+        for finding in self.findings:
+            checks[finding.check] = checks.get(finding.check, True) and finding.ok
+        return {
+            "location": self.location,
+            "verified": self.ok,
+            "checks": checks,
+            "findings": [f.to_json() for f in self.findings],
+        }
 
 
 def _check_sums(release: Path, sums_path: Path, report: VerifyReport) -> dict[str, str] | None:
@@ -107,7 +131,9 @@ def _check_sums(release: Path, sums_path: Path, report: VerifyReport) -> dict[st
             "sha256 matches" if actual == expected else f"sha256 {actual} != {expected}",
         )
     for path in sorted(release.iterdir()):
-        if path.name in sums or path.name == sums_path.name or path.name.endswith(BUNDLE_SUFFIX):
+        if path.name in (sums_path.name, SIGNATURE_NAME) or path.name in sums:
+            continue
+        if path.name.endswith(BUNDLE_SUFFIX):
             continue
         report.add("artifact", path.name, False, "present but not listed in SHA256SUMS")
     return sums
@@ -126,6 +152,7 @@ def _check_payload(release: Path, report: VerifyReport) -> tuple[Manifest, Path]
         report.add("manifest", path.name, False, "names no archive")
         return None
     report.add("manifest", path.name, True, f"mam {manifest.version}, {len(manifest.files)} files")
+    check_source(manifest, path.name, report)
     archive = release / manifest.archive.name
     unlisted: list[str] = []
     with Staging(prefix="mam-verify-") as staging:
@@ -199,19 +226,6 @@ def _check_pyz(
     )
 
 
-def _check_bootstrap(release: Path, sums: dict[str, str], report: VerifyReport) -> None:
-    bootstrap = release / "get-mam.py"
-    if "get-mam.py" not in sums or "mam-install.pyz" not in sums:
-        return
-    pinned = sums["mam-install.pyz"] in bootstrap.read_text(errors="replace")
-    report.add(
-        "bootstrap",
-        bootstrap.name,
-        pinned,
-        "pins the released pyz's sha256" if pinned else "does not pin the released pyz",
-    )
-
-
 def _check_signatures(
     release: Path, sums: dict[str, str], policy: SignaturePolicy, report: VerifyReport
 ) -> None:
@@ -220,7 +234,7 @@ def _check_signatures(
     artifacts = sorted([*sums, "SHA256SUMS"])
     bundles = {n: release / f"{n}{BUNDLE_SUFFIX}" for n in artifacts}
     present = {n: b for n, b in bundles.items() if b.is_file()}
-    if not policy.required and not (policy.identity and present):
+    if not policy.signatures_required:
         if present:
             report.add(
                 "signature",
@@ -245,13 +259,20 @@ def _check_signatures(
             f"sigstore is not installed, signatures cannot be checked: {INSTALL_HINT}",
         )
         return
+    signed = 0
     for name in artifacts:
         if name not in present:
-            if policy.required:
-                report.add("signature", name, False, f"no {name}{BUNDLE_SUFFIX}")
+            report.add("signature", name, False, f"no {name}{BUNDLE_SUFFIX}: it is not signed")
             continue
         if _verify_one(release / name, present[name], policy, report):
+            signed += 1
             report.add("signature", name, True, f"signed by {policy.identity} ({policy.issuer})")
+    report.add(
+        "signature",
+        release.name,
+        signed == len(artifacts),
+        f"{signed} of {len(artifacts)} artifacts signed by {policy.identity}",
+    )
 
 
 def _verify_one(
@@ -277,7 +298,7 @@ def _verify_one(
 def verify_directory(
     release: Path, sums_path: Path | None, policy: SignaturePolicy
 ) -> VerifyReport:
-    report = VerifyReport(str(release))
+    report = VerifyReport(str(release), allow_dirty=policy.allow_dirty)
     if not release.is_dir():
         raise UsageError(f"{release} is not a release directory (or an https:// URL)")
     sums = _check_sums(release, sums_path or release / "SHA256SUMS", report)
@@ -285,42 +306,42 @@ def verify_directory(
     if checked is not None:
         _check_pyz(release, checked[0], checked[1], report)
     if sums is not None:
-        _check_bootstrap(release, sums, report)
+        check_bootstrap(release, sums, report)
+        check_release_key_signature(sums_path or release / "SHA256SUMS", report)
         _check_signatures(release, sums, policy, report)
     return report
 
 
-def verify_release(location: str, sums_path: Path | None, policy: SignaturePolicy) -> VerifyReport:
-    """Verify a local release directory, or download the release at an URL and verify that."""
+def verify_release(
+    location: str, sums_path: Path | None, policy: SignaturePolicy, net: Any = None
+) -> VerifyReport:
+    """Verify a local release directory, or download the release at an URL and verify that;
+    ``net`` is the `DownloadSettings` of --timeout, -q and --json."""
+    from dataclasses import replace
+
+    from ._download import DownloadSettings, download
     from ._release_fetch import MAX_SMALL_FILE, artifact_url, fetch_sums, is_url
 
     if not is_url(location):
         return verify_directory(Path(location).expanduser(), sums_path, policy)
-    from ._download import download
-
+    settings: DownloadSettings = net if net is not None else DownloadSettings()
     with Staging(prefix="mam-verify-") as staging:
         release = staging.path / "release"
         release.mkdir()
-        sums = fetch_sums(location, release)
+        sums = fetch_sums(location, release, settings)
         for name in sorted(sums):
-            download(artifact_url(location, name), release / name, max_bytes=256 << 20)
-        for name in [*sorted(sums), "SHA256SUMS"]:
-            bundle = f"{name}{BUNDLE_SUFFIX}"
+            url = artifact_url(location, name)
+            download(url, release / name, max_bytes=256 << 20, settings=settings)
+        once = replace(settings, retries=0)
+        optional = [f"{n}{BUNDLE_SUFFIX}" for n in [*sorted(sums), "SHA256SUMS"]]
+        for name in [SIGNATURE_NAME, *optional]:
             try:
-                download(
-                    artifact_url(location, bundle),
-                    release / bundle,
-                    max_bytes=MAX_SMALL_FILE,
-                    settings=_no_retry(),
-                )
-            except IntegrityError:
-                pass  # no bundle published for it: the signature check says what that means
+                url = artifact_url(location, name)
+                download(url, release / name, max_bytes=MAX_SMALL_FILE, settings=once)
+            except NetworkError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                # Not published: the signature checks say what that means.
         report = verify_directory(release, sums_path, policy)
         report.location = location
         return report
-
-
-def _no_retry() -> Any:
-    from ._download import DownloadSettings
-
-    return DownloadSettings(retries=0, deadline=60.0)

@@ -145,6 +145,20 @@ def lock_timeout_option(func: F) -> F:
     )(func)
 
 
+def timeout_option(func: F) -> F:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        metavar="SECONDS",
+        help="Give up on each download or git command after this long (default 900 / 300).",
+    )(func)
+
+
+def progress_for(settings: Settings) -> bool | None:
+    """No progress bar with -q or --json; otherwise one when stderr is a terminal."""
+    return False if settings.quiet or settings.json_mode else None
+
+
 def install_options(func: F) -> F:
     options = [
         workspace_option,
@@ -154,7 +168,11 @@ def install_options(func: F) -> F:
             metavar="SOURCE",
             help="Release dir, archive, URL, - or git+URL@COMMIT.",
         ),
-        click.option("--sha256", metavar="HEX", help="Pin a bare archive (--from FILE or -)."),
+        click.option(
+            "--sha256",
+            metavar="HEX",
+            help="Pin the release: the SHA-256 of its archive, manifest or SHA256SUMS.",
+        ),
         click.option(
             "--allow-unpinned", is_flag=True, help="Allow a git tag/branch (warns; recorded)."
         ),
@@ -177,6 +195,7 @@ def install_options(func: F) -> F:
             "-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation."
         ),
         lock_timeout_option,
+        timeout_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -200,7 +219,13 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
     opts = InstallOptions(
         mode=mode,  # type: ignore[arg-type]
         workspace=kw["workspace"],
-        source=SourceSpec(kw["source"], kw["sha256"], kw["allow_unpinned"]),
+        source=SourceSpec(
+            kw["source"],
+            kw["sha256"],
+            kw["allow_unpinned"],
+            timeout=kw["timeout"],
+            progress=progress_for(settings),
+        ),
         dry_run=kw["dry_run"],
         assume_yes=kw["assume_yes"],
         allow_downgrade=kw["allow_downgrade"],
@@ -383,8 +408,14 @@ def restore(
     help="Pin the sigstore trusted root (trusted_root.json); default: sigstore's own.",
 )
 @click.option(
-    "--require-signature", is_flag=True, help="Fail unless every artifact's signature checks."
+    "--require-signature",
+    is_flag=True,
+    help="Fail unless every artifact's signature checks (implied by --identity/--issuer).",
 )
+@click.option(
+    "--allow-dirty", is_flag=True, help="Accept a release built from a tree with changes."
+)
+@timeout_option
 @command_runner
 def verify(
     feedback: Any,
@@ -396,19 +427,27 @@ def verify(
     policy: Path | None,
     trusted_root: Path | None,
     require_signature: bool,
+    allow_dirty: bool,
+    timeout: float | None,
 ) -> tuple[dict[str, Any], int]:
-    """Check a release directory or URL: sums, manifest, archive, pyz, signatures."""
+    """Check a release directory or URL: sums, manifest, source, archive, pyz, bootstrap and
+    (with --identity/--issuer, required for every artifact) sigstore signatures."""
+    from ._download import DownloadSettings
     from ._verify_release import SignaturePolicy, verify_release
 
     if policy is not None:
-        rules = SignaturePolicy.from_file(policy, require_signature, trusted_root)
+        rules = SignaturePolicy.from_file(policy, require_signature, trusted_root, allow_dirty)
     else:
-        rules = SignaturePolicy(identity, issuer, trusted_root, require_signature)
-    report = verify_release(location, sums, rules)
+        rules = SignaturePolicy(identity, issuer, trusted_root, require_signature, allow_dirty)
+    net = DownloadSettings.for_command(timeout, progress_for(settings))
+    report = verify_release(location, sums, rules, net)
     for finding in report.findings:
-        (feedback.info if finding.ok else feedback.warn)(finding.line())
-    verdict = "verified" if report.ok else "FAILED verification"
-    feedback.info(f"{location}: {verdict} ({len(report.findings)} checks)")
+        (feedback.info if finding.ok else feedback.error)(finding.line())
+    failed = sum(1 for f in report.findings if not f.ok)
+    if report.ok:
+        feedback.info(f"{location}: verified ({len(report.findings)} checks)")
+    else:
+        feedback.error(f"{location}: {failed} of {len(report.findings)} checks failed")
     return report.to_json(), 0 if report.ok else int(ExitCode.INTEGRITY)
 
 

@@ -378,3 +378,27 @@ def test_member_count_bomb_of_unlisted_members_is_refused(
 
 def test_the_member_cap_is_far_above_the_file_cap() -> None:
     assert _archive.MAX_MEMBERS >= 4 * 4096
+
+
+def test_a_bomb_of_skipped_members_is_refused_before_it_is_all_inflated(box: Sandbox) -> None:
+    """A 1 MiB-or-so release that inflates to 256 MiB: metadata outside workspace/ and host/
+    is skipped, never written, but it is still decompressed, so the whole archive is bounded."""
+    import time
+
+    bomb = Member("meta/zeros", b"\0" * (256 << 20))
+    data = tar_gz([*genuine_members(), bomb])
+    assert len(data) < (1 << 20)
+    started = time.monotonic()
+    message = box.refuse(data)
+    assert "decompression bomb" in message
+    assert time.monotonic() - started < 5  # stopped at the bound, not after 256 MiB
+    assert _archive.inflate_limit(manifest_of()) < (4 << 20)
+
+
+def test_the_inflate_bound_admits_the_largest_genuine_archive() -> None:
+    from mam_install._manifest import MAX_FILES
+
+    assert _archive.inflate_limit(manifest_of()) > sum(len(f.data) for f in FILES) + 512 * 20
+    files = [PayloadFile("workspace", f".agents/f{i}", b"", 0o644) for i in range(MAX_FILES)]
+    manifest = parse_manifest(dumps(content_manifest(files, "0.1.0")), "t")
+    assert _archive.inflate_limit(manifest) > MAX_FILES * 3 * 512  # every header, long names too

@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from ._errors import IntegrityError
 from ._manifest import MAX_FILES, SCOPES, Manifest, ManifestFile, check_relative_path
@@ -23,6 +23,45 @@ _COPY_CHUNK = 1 << 20
 # Members the manifest does not list are skipped, but still counted: a bomb of unlisted members
 # must not make us read forever.
 MAX_MEMBERS = 4 * MAX_FILES
+# Skipped members are still inflated, so the whole archive's inflated bytes are bounded too: the
+# listed files (in 512-byte blocks), three header blocks per listed file and per directory or
+# metadata member, and room for manifest.json and the end-of-archive padding.
+_HEADER_ALLOWANCE = 3 * 512
+_EXTRA_MEMBERS = 256
+_SLACK = 2 << 20
+
+
+def inflate_limit(manifest: Manifest) -> int:
+    """How many bytes a genuine archive of ``manifest`` can inflate to, at most."""
+    blocks = sum((f.size + 511) // 512 * 512 for f in manifest.files)
+    members = 2 * len(manifest.files) + _EXTRA_MEMBERS
+    return blocks + members * _HEADER_ALLOWANCE + _SLACK
+
+
+class _BoundedInflate:
+    """The archive's gzip stream that refuses to inflate past ``limit`` bytes (a tar bomb)."""
+
+    def __init__(self, archive: Path, limit: int, origin: str) -> None:
+        import gzip
+
+        self._stream = gzip.open(archive, "rb")  # noqa: SIM115 - closed by __exit__
+        self._limit, self._origin, self._total = limit, origin, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._total += len(data)
+        if self._total > self._limit:
+            raise IntegrityError(
+                f"{self._origin}: inflates to more than {self._limit} bytes, more than its "
+                "manifest's files can take (a decompression bomb); refusing"
+            )
+        return data
+
+    def __enter__(self) -> _BoundedInflate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
 
 
 def check_member(member: tarfile.TarInfo, origin: str) -> None:
@@ -65,7 +104,9 @@ def extract_verified(
     found: dict[str, Path] = {}
     seen: set[str] = set()
     try:
-        with tarfile.open(archive, mode="r|gz") as tar:
+        bounded = _BoundedInflate(archive, inflate_limit(manifest), origin)
+        inflated = cast("IO[bytes]", bounded)  # tarfile's stream mode needs only read()
+        with bounded, tarfile.open(fileobj=inflated, mode="r|") as tar:
             for count, member in enumerate(tar, start=1):
                 if count > MAX_MEMBERS:
                     raise IntegrityError(f"{origin}: more than {MAX_MEMBERS} members; refusing")

@@ -155,6 +155,9 @@ def write_embedded_data(target: Path, archive: Path, manifest: Path) -> None:
         if not released.name.endswith(".schema.json"):
             shutil.copyfile(released, target / "manifests" / released.name)
     shutil.copyfile(release_key_file(), target / "release-signing-key.pub")
+    # Where `mam-install self update` looks for the newest release (the release workflow sets it).
+    update_url = os.environ.get("MAM_RELEASE_UPDATE_URL") or "https://releases.mam.invalid/latest"
+    (target / "update-url").write_text(update_url + "\n")
 
 
 def release_key_file() -> Path:

@@ -251,13 +251,15 @@ def test_one_rc_block_per_rc_file_and_a_fish_file(host_release, home):
     assert str(home / ".local/share/mam/env.fish").encode() in contents[fish_write.source]
 
 
-def test_no_modify_path_plans_no_block_no_env_script_and_no_fish_file(host_release, home):
+def test_no_modify_path_plans_no_block_and_no_fish_file_but_the_env_scripts(host_release, home):
     actions, _, feedback, _ = plan(host_release["1.0.0"], fake_host(home),
                                    Opts(no_modify_path=True))
     assert any("--no-modify-path: no shell rc file was touched" in line
                for line in feedback._log_lines)
     assert not any(isinstance(a, AddRcBlock) for a in actions)
-    assert not any(p.endswith(("env.sh", "env.fish", "mam.fish")) for p in writes(actions))
+    assert not any(p.endswith("mam.fish") for p in writes(actions))
+    # The user is told to source them, so they must exist (issue 13).
+    assert sum(p.endswith(("env.sh", "env.fish")) for p in writes(actions)) == 2
 
 
 def test_a_tools_dir_already_on_path_adds_no_block_and_says_so(host_release, home):

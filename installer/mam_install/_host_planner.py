@@ -219,6 +219,15 @@ class _Planner:
                 dest = self.layout.tools_dir / entry.path[len("tools/") :]
                 self.sources[entry.member] = self.payload.path_of(entry)
                 self.files.append(_HostFile(dest, entry.sha256, entry.mode, entry.member))
+        # The running pyz itself, as `mam-install` beside them on PATH (not from a source tree).
+        from ._hashing import sha256_file
+        from ._self_pyz import SELF_SOURCE, installed_path, running_pyz
+
+        pyz = running_pyz()
+        if pyz is not None:
+            self.sources[SELF_SOURCE] = pyz
+            dest = installed_path(self.layout)
+            self.files.append(_HostFile(dest, sha256_file(pyz), 0o755, SELF_SOURCE))
 
     def _render(self, entry: ManifestFile, values: Mapping[str, str]) -> bytes:
         template = self.payload.path_of(entry).read_bytes()
@@ -315,12 +324,10 @@ class _Planner:
         fish = next((rc.path for rc in self.host.rc_files if rc.family == "fish"), None)
         fish = fish or self.layout.config_dir.parent / "fish" / "conf.d" / "mam.fish"
         fish_owned = str(_real(fish)) in self.owned
-        env_owned = any(str(_real(p)) in self.owned for p in (self.layout.env_sh,
-                                                              self.layout.env_fish))
         fish_wanted = want and not on_path and any(rc.family == "fish" for rc in self.host.rc_files)
-        if want or env_owned or fish_owned or any(a.state == "completed" for a in blocks):
-            self._generated(self.layout.env_sh, env_sh(self.layout.tools_dir), "env.sh")
-            self._generated(self.layout.env_fish, env_fish(self.layout.tools_dir), "env.fish")
+        # Written even with --no-modify-path: the user is told the line that sources them.
+        self._generated(self.layout.env_sh, env_sh(self.layout.tools_dir), "env.sh")
+        self._generated(self.layout.env_fish, env_fish(self.layout.tools_dir), "env.fish")
         if fish_wanted or fish_owned:
             self._generated(fish, fish_conf(self.layout.env_fish), "mam.fish")
         return blocks

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from ._errors import ExitCode, MamError
+from ._errors import ExitCode, MamError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -243,11 +243,42 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
             click.echo(f"{scope}:", err=True)
             for step in steps or ["nothing to do: up to date"]:
                 click.echo(f"  {step}", err=True)
+    if mode != "plan" and not opts.dry_run and not settings.json_mode and not settings.quiet:
+        for step in next_steps(document, no_modify_path=kw["no_modify_path"]):
+            click.echo(step, err=True)
     if mode == "plan" and settings.json_mode:
         # The machine form of the plan: the workspace InstallPlan, and the host one beside it.
         plan: dict[str, Any] = document["plan"]
         return ({**plan, "host_plan": host.get("plan")} if host else plan), 0
     return document, 0
+
+
+def next_steps(document: dict[str, Any], *, no_modify_path: bool) -> list[str]:
+    """What to do after an install, as rustup and Homebrew say it: get the PATH, configure,
+    start (the start command itself was printed with the host install)."""
+    host = document.get("host") or {}
+    steps: list[str] = []
+    data_dir = host.get("data_dir")
+    if data_dir and host.get("applied"):
+        env_sh, env_fish = Path(data_dir) / "env.sh", Path(data_dir) / "env.fish"
+        if no_modify_path:
+            steps.append(
+                f"your shell rc files were not changed: add `. {env_sh}` to them (fish: "
+                f"`source {env_fish}`) to put mam-install and mam's tools on PATH"
+            )
+        else:
+            steps.append(
+                f"open a new shell, or run `. {env_sh}` (fish: `source {env_fish}`), to put "
+                "mam-install and mam's tools on PATH"
+            )
+    workspace = Path(document["workspace"])
+    if document.get("applied") and not (workspace / ".env").exists():
+        steps.append(f"copy {workspace / '.env.example'} to {workspace / '.env'} and fill it in")
+    if steps:
+        steps.append(
+            "start mam's tmux holder as said above; `mam-install doctor` names what is missing"
+        )
+    return ["next steps:", *(f"  {n}. {s}" for n, s in enumerate(steps, start=1))] if steps else []
 
 
 @main.command()
@@ -464,6 +495,47 @@ def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> tuple[d
     if not settings.json_mode:
         click.echo(report.render_text(), err=True)
     return report.to_json(), 0 if report.ok else int(ExitCode.PLATFORM)
+
+
+@main.group("self")
+def self_group() -> None:
+    """Update or remove this installer (`mam-install` on your PATH)."""
+
+
+@self_group.command("update")
+@click.option("--from", "location", metavar="URL", help="Release directory URL to update from.")
+@click.option("--sha256", metavar="HEX", help="Pin the release's mam-install.pyz or SHA256SUMS.")
+@click.option("--allow-downgrade", is_flag=True, help="Allow installing an older installer.")
+@timeout_option
+@command_runner
+def self_update(
+    feedback: Any,
+    settings: Settings,
+    location: str | None,
+    sha256: str | None,
+    allow_downgrade: bool,
+    timeout: float | None,
+) -> tuple[dict[str, Any], int]:
+    """Install the newest release's mam-install, if its signature or your pin vouches for it.
+
+    The release is --from URL, else $MAM_RELEASE_URL, else the URL built into this installer."""
+    from ._cmd_self import SelfUpdateOptions, run_self_update
+    from ._hashing import is_sha256_hex
+
+    if sha256 is not None and not is_sha256_hex(sha256):
+        raise UsageError(f"--sha256 {sha256!r} is not 64 lowercase hex digits")
+    options = SelfUpdateOptions(location, sha256, timeout, progress_for(settings), allow_downgrade)
+    return run_self_update(options, feedback), 0
+
+
+@self_group.command("uninstall")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed.")
+@command_runner
+def self_uninstall(feedback: Any, settings: Settings, dry_run: bool) -> tuple[dict[str, Any], int]:
+    """Remove `mam-install` from the per-user bin dir (mam itself stays installed)."""
+    from ._cmd_self import run_self_uninstall
+
+    return run_self_uninstall(feedback, dry_run=dry_run), 0
 
 
 @main.group()

@@ -273,3 +273,51 @@ def test_command_line_writes_the_rendered_file(tmp_path: Path) -> None:
     assert out.read_bytes() == _render("https://x.test/r", SHA).encode()
     assert b"\r\n" not in out.read_bytes()
     assert main(["--version", "1", "--pyz-sha256", "nope", "--base-url", "https://x.test"]) == 2
+
+
+@pytest.fixture(scope="module")
+def built_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from workspaces import ROOT
+
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(ROOT / "scripts/build.py"), "--out", str(out)], check=True)
+    return out / "mam-install.pyz"
+
+
+@pytest.mark.pyz
+@pytest.mark.timeout(300)
+def test_the_bootstrap_leaves_mam_install_runnable_from_every_shell(
+    built_pyz: Path, tmp_path: Path
+) -> None:
+    """`curl … | python3 -` with no arguments installs, and the verified pyz stays on PATH as
+    `mam-install` for bash, zsh, dash and fish users (a HOME as theirs looks: the rc files they
+    have), with a fresh shell and nothing else of ours in its environment."""
+    shells = {"bash": ["-lc"], "zsh": ["-ic"], "dash": ["-lc"], "fish": ["-c"]}
+    for name in shells:
+        assert shutil.which(name), f"{name} is one of the shells scripts/test.py installs"
+    home = tmp_path / "home"
+    (home / ".config" / "fish").mkdir(parents=True)
+    for rc in (".zshrc", ".bashrc"):
+        (home / rc).write_text("# the user's own\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    clean = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "TERM": "dumb"}
+    with running_server() as server:
+        server.routes["/r/mam-install.pyz"] = server.ok(built_pyz.read_bytes())
+        script = _render(server.url("/r"), hashlib.sha256(built_pyz.read_bytes()).hexdigest())
+        done = subprocess.run(
+            [sys.executable, "-"], input=script, capture_output=True, text=True, cwd=ws,
+            env={**clean, "SHELL": "/bin/bash"}, timeout=240, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "next steps:" in done.stderr and ".env.example" in done.stderr
+    installed = home / ".local/share/mam/bin/mam-install"
+    assert installed.read_bytes() == built_pyz.read_bytes()
+    assert (ws / ".agents/skills/lib.sh").is_file()
+    for name, flags in shells.items():
+        ran = subprocess.run(
+            [name, *flags, "mam-install --version"], capture_output=True, text=True, env=clean,
+            cwd=ws, timeout=120, check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, f"{name}: {ran.stderr}"
+        assert ran.stdout.startswith("mam-install "), f"{name}: {ran.stdout!r} {ran.stderr!r}"

@@ -205,6 +205,7 @@ def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
         staging.path / "git",
         allow_unpinned=spec.allow_unpinned,
         timeout=spec.timeout,
+        tell=spec.progress,  # None: on a terminal; False with -q and --json
     )
     payload_dir = checkout.path / "payload"
     try:

@@ -151,8 +151,8 @@ def test_a_schema_2_receipt_keeps_every_decision_through_an_upgrade(tmp_path, re
     v3 = dict(V2_FILES)
     v3["workspace/.env.example"] = (b"MAM_TMUX_SOCKET=mam\nMAM_NEW=1\n", 0o644)
     v3["workspace/AGENT.md"] = (b"# v3\n", 0o644)
-    result = cli("upgrade", "-y", "--no-host", "--workspace", ws, "--from",
-                 make_release(tmp_path, v3, "3.0.0"))
+    result = cli("upgrade", "-y", "--no-host", "--workspace", ws,
+                 *pinned(make_release(tmp_path, v3, "3.0.0")))
     assert result.exit_code == 0, result.stderr
     assert (ws / ".env.example").read_bytes() == b"MAM_TMUX_SOCKET=mine\n"
     assert (ws / ".env.example.mam-new").read_bytes() == b"MAM_TMUX_SOCKET=mam\nMAM_NEW=1\n"

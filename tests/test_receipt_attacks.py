@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from subproc import run
+from workspaces import pinned
 
 USER_CODE = b"print('the user's own program')\n"
 BASHRC = b"# ~/.bashrc: executed by bash(1) for non-login shells.\n"
@@ -77,13 +78,13 @@ class World:
         """Run ``command`` as a user would: install the release, upgrade to a newer one."""
         args: list[str | Path] = [command]
         if command in ("install", "plan"):
-            args += ["-y", "--no-host", "--from", self.release]
+            args += ["-y", "--no-host", *pinned(self.release)]
         elif command == "upgrade":
-            args += ["-y", "--no-host", "--from", self.newer]
+            args += ["-y", "--no-host", *pinned(self.newer)]
         elif command == "uninstall":
             args += ["-y"]
         elif command == "restore":
-            args += ["-y", "--from", self.release, self.ws / "AGENT.md"]
+            args += ["-y", *pinned(self.release), self.ws / "AGENT.md"]
         elif command == "resolve":
             args += ["--keep-mine"]
         return run(*args, "--workspace", self.ws, *extra)

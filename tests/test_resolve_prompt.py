@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from subproc import ROOT
-from workspaces import V2_FILES
+from workspaces import V2_FILES, pinned
 
 MINE = b"my own AGENT.md\n"
 OURS = V2_FILES["workspace/AGENT.md"][0]
@@ -48,7 +48,7 @@ def conflict(tmp_path: Path, releases: dict[str, Path]) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     for version in ("1.0.0", "2.0.0"):
-        done = cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases[version])
+        done = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases[version]))
         assert done.exit_code == 0, done.stderr
         (ws / "AGENT.md").write_bytes(MINE)
     assert (ws / "AGENT.md.mam-new").read_bytes() == OURS

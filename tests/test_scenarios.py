@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from test_pyz import pyz, run_pyz, shiv_root  # noqa: F401 - session fixtures
-from workspaces import ROOT
+from workspaces import ROOT, pinned
 
 pytestmark = pytest.mark.pyz
 
@@ -78,7 +78,7 @@ class Workspace:
                        shiv_root=self.shiv_root)
 
     def install(self, command: str, version: str, *extra: str) -> str:
-        source = ["--from", self.versions[version]] if version != "0.1.0" else []
+        source = pinned(self.versions[version]) if version != "0.1.0" else []
         done = self.mam(command, "-y", "--no-host", *source, *extra)
         assert done.returncode == 0, done.stderr
         return done.stderr
@@ -144,7 +144,7 @@ def test_a_deleted_file_stays_deleted_until_restore(ws):
     ws.install("upgrade", "0.3.0")  # 0.3.0 changes it: still deleted, no .mam-new
     assert not (ws.path / SEND).exists() and not (ws.path / f"{SEND}.mam-new").exists()
     assert ws.status(0)[SEND] == "deleted"
-    done = ws.mam("restore", "-y", "--from", ws.versions["0.3.0"], ws.path / SEND)
+    done = ws.mam("restore", "-y", *pinned(ws.versions["0.3.0"]), ws.path / SEND)
     assert done.returncode == 0, done.stderr
     assert ws.read(SEND) == ws.released("0.3.0", SEND)
     assert ws.status(0)[SEND] == "pristine"
@@ -219,7 +219,7 @@ def test_a_conflict_settled_by_hand_is_recognised(ws, by_hand):
 def test_on_conflict_decides_for_ci(ws, policy):
     ws.install("install", "0.1.0")
     (ws.path / AGENT).write_bytes(MINE)
-    source = ["--from", ws.versions["0.2.0"]]
+    source = pinned(ws.versions["0.2.0"])
     done = ws.mam("upgrade", "-y", "--no-host", *source, "--on-conflict", policy)
     if policy == "error":
         assert done.returncode == 4 and str(ws.path / AGENT) in done.stderr
@@ -249,7 +249,7 @@ def hand_made(ws: Workspace, version: str) -> None:
 def test_a_hand_made_install_is_adopted_upgraded_and_uninstalled_like_mams_own(ws, version):
     hand_made(ws, version)
     (ws.path / "notes.txt").write_bytes(MINE)  # the user's own file, never mam's
-    done = ws.mam("--json", "upgrade", "-y", "--no-host", "--from", ws.versions["0.2.0"])
+    done = ws.mam("--json", "upgrade", "-y", "--no-host", *pinned(ws.versions["0.2.0"]))
     assert done.returncode == 0, done.stderr
     doc: dict[str, Any] = json.loads(done.stdout)
     receipt = json.loads((ws.path / ".mam/install-receipt.json").read_text())
@@ -276,7 +276,7 @@ def test_the_counts_add_up_to_the_plan(ws):
     ws.install("install", "0.1.0")
     (ws.path / AGENT).write_bytes(MINE)
     (ws.path / SEND).unlink()
-    done = ws.mam("--json", "-v", "upgrade", "-y", "--no-host", "--from", ws.versions["0.2.0"])
+    done = ws.mam("--json", "-v", "upgrade", "-y", "--no-host", *pinned(ws.versions["0.2.0"]))
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     changes = doc["changes"]

@@ -70,7 +70,7 @@ def test_a_deleted_file_stays_deleted_on_reinstall_until_restore(ws, releases):
     assert not (ws / ".env.example").exists()
     status = cli("--json", "status", "--workspace", ws)
     assert status.exit_code == 0 and status.json()["files"][".env.example"] == "deleted"
-    done = cli("restore", "--workspace", ws, "--from", releases["1.0.0"], ws / ".env.example")
+    done = cli("restore", "--workspace", ws, *pinned(releases["1.0.0"]), ws / ".env.example")
     assert done.exit_code == 0, done.stderr
     assert tree(ws) == V1
 

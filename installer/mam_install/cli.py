@@ -397,7 +397,7 @@ def resolve(
 @workspace_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--from", "source", metavar="SOURCE", help="The installed version's release.")
-@click.option("--sha256", metavar="HEX", help="Pin a bare archive (--from FILE or -).")
+@click.option("--sha256", metavar="HEX", help="Pin its archive, manifest or SHA256SUMS.")
 @click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
 @lock_timeout_option
 @command_runner

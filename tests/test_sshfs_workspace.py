@@ -16,7 +16,7 @@ import pytest
 from clirun import cli
 from mam_install._detect import detect
 from mam_install._doctor import doctor_report
-from workspaces import V1_FILES, V2_FILES, expected_tree, tree
+from workspaces import V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 from tests.payload._support import LIB_SH
 
@@ -78,18 +78,18 @@ def test_install_upgrade_and_uninstall_on_sshfs_under_the_exclusive_lock(
     (ws / ".mam").mkdir()
     held = ws / ".mam" / "lock.excl"
     held.write_text("another-host 1\n")
-    busy = cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"],
+    busy = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]),
                "--lock-timeout", "0.3")
     assert busy.exit_code == 9, busy.stderr
     assert "holds" in busy.stderr
     held.unlink()
 
-    installed = cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"])
+    installed = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert installed.exit_code == 0, installed.stderr
     files = {k: v for k, v in tree(ws).items() if not k.startswith(".mam")}
     assert files == expected_tree(V1_FILES)
     assert not held.exists()  # released after the run
-    upgraded = cli("upgrade", "-y", "--no-host", "--workspace", ws, "--from", releases["2.0.0"])
+    upgraded = cli("upgrade", "-y", "--no-host", "--workspace", ws, *pinned(releases["2.0.0"]))
     assert upgraded.exit_code == 0, upgraded.stderr
     files = {k: v for k, v in tree(ws).items() if not k.startswith(".mam")}
     assert files == expected_tree(V2_FILES)

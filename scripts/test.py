@@ -38,6 +38,10 @@ SYSTEM_TOOLS = {
     "systemd-analyze": "systemd",
     "busybox": "busybox", "posh": "posh",  # minimal and pdksh shells for lib.sh
     "sshfs": "sshfs", "/usr/lib/openssh/sftp-server": "openssh-server",  # a real network fs
+    # the Ansible tests' managed hosts: local users behind an sshd on 127.0.0.1
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
 }
 
 

@@ -18,7 +18,7 @@ description:
   - In diff mode the per-file decisions (write, replace, adopt, keep, beside, remove) are shown.
   - The pyz must already be on the host (the C(mam.install.mam_install) role puts it there,
     pinned by SHA-256).
-author: mam-install contributors
+author: mam-install contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -195,6 +195,13 @@ def test_rollout_installs_every_host_keeps_a_users_file_reports_is_idempotent_an
     pending = fleet_report["host2"]["workspaces"][str(edited.workspace)]["files"]
     assert pending == {**pristine, "AGENT.md": "pending", "AGENT.md.mam-new": "pending"}
     assert re.search(r"host1:\s+\S+project healthy \[\];", first.stdout), explain(first)
+    # The user units changed, so the handler asked for a user manager; none runs for these
+    # ssh-only users, so nothing was reloaded.
+    asked = first.stdout.split("RUNNING HANDLER [mam.install.mam_install : Ask whether")
+    assert len(asked) == 3, explain(first)  # the canary's batch, then the others'
+    reload = re.findall(r"RUNNING HANDLER \[mam.install.mam_install : Reload the user manager\] "
+                        r"\*+\n((?:skipping: \[host\d\]\n)+)", first.stdout)
+    assert sorted(re.findall(r"host\d", "".join(reload))) == ["host1", "host2", "host3"]
 
     second = controller.playbook("mam.install.rollout", "-e", f"mam_rollout_report={report}")
     assert second.returncode == 0, explain(second)

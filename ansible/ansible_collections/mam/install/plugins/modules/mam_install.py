@@ -235,8 +235,12 @@ def ensure_installed(module, mam):
     mam_new = docs.mam_new_files(decisions)
     for path in mam_new:
         mine = path[: -len(".mam-new")]
-        module.warn(f"{mine} in {params['workspace']} is the user's and was kept; "
-                    f"ours is beside it as {path}")
+        if module.check_mode:
+            module.warn(f"{mine} in {params['workspace']} is the user's and would be kept; "
+                        f"ours would go beside it as {path}")
+        else:
+            module.warn(f"{mine} in {params['workspace']} is the user's and was kept; "
+                        f"ours is beside it as {path}")
     results = dict(changed=changed, exit_code=rc, cmd=cmd, document=document,
                    decisions=decisions, mam_new=mam_new)
     return results, decisions

@@ -131,3 +131,8 @@ def test_the_diff_text_names_every_decision_or_says_there_is_nothing_to_do() -> 
     text = docs.render_diff(decisions, "mam present /w")
     assert text.splitlines()[1].split()[:3] == ["workspace", "keep", "AGENT.md"]
     assert docs.render_diff([], "mam present /w").endswith("nothing to do\n")
+
+
+def test_files_left_unchanged_are_no_decision() -> None:
+    document = {"applied": False, "changes": {"unchanged": ["AGENT.md"], "write": []}}
+    assert docs.decisions_of(document) == [] and docs.result_changed(document) is False

@@ -193,7 +193,7 @@ def test_rollout_installs_every_host_keeps_a_users_file_reports_is_idempotent_an
         if host is not edited:
             assert status["files"] == pristine and status["healthy"] is True
     pending = fleet_report["host2"]["workspaces"][str(edited.workspace)]["files"]
-    assert pending == {**pristine, "AGENT.md": "pending", "AGENT.md.mam-new": "pending"}
+    assert pending == {**pristine, "AGENT.md": "pending"}  # ours waits beside it
     assert re.search(r"host1:\s+\S+project healthy \[\];", first.stdout), explain(first)
     # The user units changed, so the handler asked for a user manager; none runs for these
     # ssh-only users, so nothing was reloaded.

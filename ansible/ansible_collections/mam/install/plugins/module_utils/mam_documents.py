@@ -10,6 +10,8 @@ or unexpected key degrades to "nothing to report" and never to a crash or a fals
 
 # `changes` groups of an install/upgrade result, and what each does to the disk.
 WRITING_GROUPS = ("write", "replace", "adopt", "beside", "remove", "rc_files")
+# `changes` groups that name files left exactly as they were: no decision worth showing.
+QUIET_GROUPS = ("unchanged",)
 # Action states of a plan (DESIGN section 3) that a run would still execute.
 PENDING_STATES = ("uncompleted", "progress")
 # keep_file reasons that are no decision worth showing: the file is simply as it should be.
@@ -56,6 +58,8 @@ def scope_documents(document):
 def _changes_decisions(scope, doc):
     decisions = []
     for group, paths in sorted(as_dict(doc.get("changes")).items()):
+        if group in QUIET_GROUPS:
+            continue
         if group == "commands":
             for command in as_list(paths):
                 decisions.append(

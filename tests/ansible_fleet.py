@@ -123,7 +123,8 @@ def _add_user(user: str, home: Path, public_key: str) -> ManagedHost:
 
 def _start_sshd(base: Path, port: int) -> subprocess.Popen[bytes]:
     host_key = base / "ssh_host_ed25519_key"
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
+    if not host_key.exists():
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
     config = base / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
@@ -162,8 +163,14 @@ def running_fleet() -> Iterator[Fleet]:
     hosts: list[ManagedHost] = []
     try:
         hosts = [_add_user(user, base / "home" / user, public_key) for user in USERS]
-        port = _free_port()
-        server = _start_sshd(base, port)
+        for attempt in range(3):  # another process may take the free port before sshd binds
+            port = _free_port()
+            try:
+                server = _start_sshd(base, port)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
         host_key = (base / "ssh_host_ed25519_key.pub").read_text().split()
         known_hosts = base / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")

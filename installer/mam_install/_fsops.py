@@ -157,6 +157,42 @@ def _fsync_dir(dfd: int) -> None:
         pass
 
 
+# The directories whose fsync batched_dir_syncs() has put off, as (root, relative dir); None
+# outside such a block. Paths, not fds: a payload may touch more directories than fds allowed.
+_deferred_dir_syncs: dict[tuple[str, str], None] | None = None
+
+
+def _sync_dir(dfd: int, root: Path, rel_dir: str) -> None:
+    """Make the entries of ``root/rel_dir`` (open as ``dfd``) durable, now or at batch end."""
+    if _deferred_dir_syncs is None:
+        _fsync_dir(dfd)
+    else:
+        _deferred_dir_syncs[(str(root), rel_dir)] = None
+
+
+@contextmanager
+def batched_dir_syncs() -> Iterator[None]:
+    """Put off directory fsyncs to the end of the block, one per directory touched.
+
+    A run places thousands of files in a few directories: one fsync per directory before the
+    run's final record replaces one per file. Until then a power cut may lose a rename, which
+    leaves that file wholly old; the record still says the run is in progress, so the next run
+    undoes it. Nested blocks join the outermost one.
+    """
+    global _deferred_dir_syncs
+    if _deferred_dir_syncs is not None:
+        yield
+        return
+    _deferred_dir_syncs = {}
+    try:
+        yield
+    finally:
+        pending, _deferred_dir_syncs = _deferred_dir_syncs, None
+        for root, rel_dir in pending:
+            with suppress(OSError), open_dir(Path(root), rel_dir) as dfd:
+                _fsync_dir(dfd)
+
+
 def temp_name(name: str) -> str:
     return f".{name}{TMP_SUFFIX}"
 
@@ -192,7 +228,7 @@ def place_new(root: Path, rel: str, source: Path, mode: int) -> None:
                 ) from None
         else:
             _unlink_quietly(dfd, tmp)
-        _fsync_dir(dfd)
+        _sync_dir(dfd, root, parent)
 
 
 def replace_if(root: Path, rel: str, source: Path, mode: int, expect_sha256: str) -> None:
@@ -207,7 +243,7 @@ def replace_if(root: Path, rel: str, source: Path, mode: int, expect_sha256: str
         tmp = temp_name(name)
         _write_temp(dfd, tmp, source, mode)
         os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        _fsync_dir(dfd)
+        _sync_dir(dfd, root, parent)
 
 
 def _file_hash(dfd: int, name: str) -> str | None:
@@ -263,7 +299,7 @@ def restore(
                 _unlink_quietly(dfd, tmp)
         else:
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        _fsync_dir(dfd)
+        _sync_dir(dfd, root, parent)
 
 
 def _open_backup_dir(
@@ -298,7 +334,7 @@ def save_backup(root: Path, rel: str, backup: Path, *, anchor: Path | None = Non
             with os.fdopen(src, "rb") as stream:
                 _write_temp(bfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
         os.replace(tmp, backup.name, src_dir_fd=bfd, dst_dir_fd=bfd)
-        _fsync_dir(bfd)
+        _sync_dir(bfd, backup.parent, "")
 
 
 def has_backup(backup: Path, *, anchor: Path | None = None) -> bool:
@@ -326,7 +362,7 @@ def remove_if(root: Path, rel: str, expect_sha256: str) -> bool:
             if current != expect_sha256:
                 return False
             os.unlink(name, dir_fd=dfd)
-            _fsync_dir(dfd)
+            _sync_dir(dfd, root, parent)
             return True
     except (FileNotFoundError, UnsafePath):
         return not os.path.lexists(root / rel)
@@ -353,7 +389,7 @@ def make_dir(root: Path, rel: str) -> bool:
             if stat.S_ISDIR(st.st_mode):
                 return False
             raise UnsafePath(f"{root / rel} exists and is not a directory") from None
-        _fsync_dir(dfd)
+        _sync_dir(dfd, root, parent)
         return True
 
 

@@ -1,18 +1,24 @@
-"""Running a plan as a transaction: receipt after every state change, rollback on failure.
+"""Running a plan as a transaction: a durable intent, the changes, a durable final record.
 
 Before the first action the old receipt is archived under ``.mam/receipts/<version>.json`` and
-the new receipt is written with ``run.status = in-progress``. Every file an action replaces or
-removes is first copied to ``.mam/backup/<run-id>/``. If an action fails (or the user presses
-Ctrl-C) the completed actions are reverted in reverse order and the old receipt is put back. If
-the process is killed instead, the next run finds ``in-progress`` and does the same (``recover``):
-every ``execute`` and ``revert`` is idempotent, so reverting an action that never ran is harmless.
-The backup of the last successful run is kept for ``mam-install rollback``; older ones go.
+the new receipt (the whole plan, ``run.status = in-progress``) is written and fsynced: the
+intent. Every file an action replaces or removes is first copied to ``.mam/backup/<run-id>/``.
+The actions then run with nothing written to ``.mam/`` between them; after the last, every
+directory they touched is fsynced once and the receipt is rewritten (``complete``) and fsynced:
+the final record. Bookkeeping is two receipt writes a run, so a run costs O(N) in the payload.
 
-Durability: the first receipt of a run (the whole plan, ``in-progress``) is fsynced before any
-file is touched, and so is the last. The per-action rewrites in between are atomic but not
-fsynced: after a power cut one of them may be lost, which only makes recovery revert an action
-that had in fact completed, and reverting is idempotent. Placed files themselves are always
-fsynced before their rename.
+Why nothing between, rather than a journal of per-action states: recovery cannot trust such a
+record to say what did *not* happen. Unless each line were fsynced before its action (an fsync
+per action, the cost this design removes), a power cut may keep an action's rename and lose its
+line. So recovery never relied on per-action states: it reverts every action of the interrupted
+plan that is not skipped or carried, newest first, and every ``revert`` is idempotent and finds
+nothing to undo for an action that never ran. A journal would add a file in ``.mam/`` to parse
+as hostile input and a write per state change, and make no run safer.
+
+If an action fails (or the user presses Ctrl-C) the actions run so far are reverted in reverse
+order and the old receipt is put back. If the process is killed instead, the next mutating run
+finds ``in-progress`` (or ``rolling-back``) and does the same (``recover``). The backup of the
+last successful run is kept for ``mam-install rollback``; older ones go.
 """
 
 from __future__ import annotations
@@ -25,14 +31,15 @@ from pathlib import Path
 from ._action import Action, Context
 from ._errors import ActionFailed, MamError, ReceiptError, RevertIncomplete
 from ._file_actions import RemoveFile, owned_key
-from ._fsops import UnsafePath, open_dir
+from ._fsops import UnsafePath, batched_dir_syncs, open_dir
 from ._layout import GITIGNORE_NAME, ScopeLayout
 from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
 from ._state_dir import is_state_file, remove_state_tree
 
 _INTERRUPTED = ("in-progress", "rolling-back")
-# Test seam for the kill tests: SIGKILL this process at the Nth crash point of a run (after each
-# receipt write and after each action's effect, before it is recorded). Unset in real use.
+# Test seam for the kill tests: SIGKILL this process at the Nth crash point of a run (after the
+# intent, and before, after the effect of and after the state change of each action, then
+# before the final record). Unset in real use.
 _KILL_AT_ENV = "MAM_INSTALL_TEST_KILL_AT"
 
 
@@ -65,17 +72,19 @@ def _revertible(receipt: Receipt) -> list[Action]:
 
 
 def _revert_all(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> None:
-    """Revert this run's actions newest first, recording each; RevertIncomplete if any fails."""
+    """Revert this run's actions newest first; RevertIncomplete if any fails, after recording
+    what is left in the receipt (once: a revert that is repeated later is harmless)."""
     failures: list[str] = []
-    for action in reversed(_revertible(receipt)):
-        try:
-            action.revert(ctx)
-        except (OSError, MamError) as exc:
-            failures.append(f"{action.describe_revert()}: {exc}")
-            continue
-        action.state = "uncompleted"
-        write_receipt(layout.receipt, receipt, durable=False)
+    with batched_dir_syncs():
+        for action in reversed(_revertible(receipt)):
+            try:
+                action.revert(ctx)
+            except (OSError, MamError) as exc:
+                failures.append(f"{action.describe_revert()}: {exc}")
+                continue
+            action.state = "uncompleted"
     if failures:
+        write_receipt(layout.receipt, receipt)
         raise RevertIncomplete(
             f"could not undo {len(failures)} change(s), first: {failures[0]}; "
             f"{layout.receipt} records what is left — fix that and run `mam-install rollback`"
@@ -181,29 +190,29 @@ def run_plan(
     receipt = Receipt(plan=plan, run=run)
     ctx = replace(ctx, backup_dir=backup, state_anchor=layout.anchor)
     crash = _CrashPoints()
-    write_receipt(layout.receipt, receipt)
+    write_receipt(layout.receipt, receipt)  # the intent: durable before the first change
     crash.reached()
     current: Action | None = None
     try:
-        for current in plan.actions:
-            if not current.needs_execute:
-                continue
-            current.state = "progress"
-            write_receipt(layout.receipt, receipt, durable=False)
-            crash.reached()
-            try:
-                current.execute(ctx)
-            except (OSError, MamError) as exc:
-                if not keep_going:
-                    raise
-                failures.append(f"{current.describe_execute()}: {exc}")
-                current.state = "uncompleted"
-                write_receipt(layout.receipt, receipt, durable=False)
-                continue
-            crash.reached()
-            current.state = "completed"
-            write_receipt(layout.receipt, receipt, durable=False)
-            crash.reached()
+        # The states below live in memory only until the final record (see the docstring).
+        with batched_dir_syncs():
+            for current in plan.actions:
+                if not current.needs_execute:
+                    continue
+                current.state = "progress"
+                crash.reached()
+                try:
+                    current.execute(ctx)
+                except (OSError, MamError) as exc:
+                    if not keep_going:
+                        raise
+                    failures.append(f"{current.describe_execute()}: {exc}")
+                    current.state = "uncompleted"
+                    continue
+                crash.reached()
+                current.state = "completed"
+                crash.reached()
+        crash.reached()  # every touched directory is durable; the final record is not written
     except BaseException as exc:
         what = current.describe_execute() if current is not None else "starting"
         ctx.feedback.warn(f"{what} failed: {exc}; undoing this run's changes")

@@ -51,40 +51,108 @@ if not os.environ.get("SHIV_ROOT"):
 
 # Filled in by scripts/build.py: shiv's build id, which names the extraction directory.
 _BUILD_ID = "@SHIV_BUILD_ID@"
+_SITE = "site-packages/"
+_DATA = "mam_install/_data"
 
 
-def _extracted_site_packages():
-    """The site-packages shiv extracted on an earlier run (where shiv's bootstrap would put it)."""
+def _extraction_dir():
+    """Where this build is unpacked (the name shiv's own bootstrap would give it)."""
     root = os.path.expanduser(os.environ.get("SHIV_ROOT") or os.path.join("~", ".shiv"))
     name = os.path.basename(os.path.realpath(sys.argv[0]))
-    path = os.path.join(root, "%s_%s" % (name, _BUILD_ID), "site-packages")
-    return path if os.path.isdir(path) and not os.environ.get("SHIV_FORCE_EXTRACT") else None
+    return os.path.join(root, "%s_%s" % (name, _BUILD_ID))
 
 
-_SITE = _extracted_site_packages()
-if _SITE is not None:
-    # Warm start: skip shiv's bootstrap (it imports zipfile, hashlib, subprocess, compileall...)
-    # and put the extracted packages where it would: before the first site-packages on sys.path.
-    _AT = next(
-        (i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
-        len(sys.path),
-    )
-    sys.path.insert(_AT, _SITE)
-    from mam_install.cli import main
+def _unpack(pyz, members, target):
+    """Write ``members`` (zip name -> path below ``target``) beside ``target``, then rename it
+    into place: a run killed half-way, or two first runs at once, never leave a partial copy
+    that a later run would trust (the loser of a race drops its own)."""
+    import shutil
 
-    sys.exit(main())
+    partial = "%s.partial-%d" % (target, os.getpid())
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for name, rel in members:
+            parts = rel.split("/")
+            if ".." in parts or "" in parts:
+                raise OSError("unsafe member name %r" % name)
+            dest = os.path.join(partial, *parts)
+            if not os.path.isdir(os.path.dirname(dest)):
+                os.makedirs(os.path.dirname(dest))
+            with open(dest, "wb") as out:
+                out.write(pyz.read(name))
+        try:
+            os.rename(partial, target)
+        except OSError:
+            if not os.path.exists(target):
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
-try:
-    import _bootstrap
-except ImportError as exc:  # pragma: no cover - only when the file is not a shiv zipapp
-    sys.stderr.write("error: %s is damaged (%s); download it again\n" % (sys.argv[0], exc))
+
+def _prepare(target, tag):
+    """Unpack what this Python needs from the pyz; return the sys.path entry to import from.
+
+    The build ships, per supported Python, one zip of the packages as unchecked-hash bytecode:
+    the first run writes that one file and the payload data (a handful), and imports compile
+    nothing. (shiv's --compile-pyc unpacked 300 files and compiled every module in a process
+    pool: 4-10x a warm run.) On a Python without shipped bytecode the sources are unpacked and
+    compiled lazily, as they are imported, into __pycache__ beside them.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(sys.argv[0]) as pyz:
+        names = pyz.namelist()
+        if "bytecode/%s.zip" % tag in names:
+            prefix = _SITE + _DATA + "/"
+            data = [(n, n[len(prefix):]) for n in names
+                    if n.startswith(prefix) and not n.endswith("/")]
+            _unpack(pyz, data, os.path.join(target, "_data"))
+            lib = "bytecode/%s.zip" % tag
+            _unpack(pyz, [(lib, "lib.zip")], os.path.join(target, tag))
+        else:
+            sources = [(n, n) for n in names if n.startswith(_SITE) and not n.endswith("/")]
+            _unpack(pyz, sources, os.path.join(target, "sources"))
+
+
+def _import_path():
+    target = _extraction_dir()
+    tag = sys.implementation.cache_tag or "none"
+    if os.environ.get("SHIV_FORCE_EXTRACT") and os.path.isdir(target):
+        import shutil
+
+        shutil.rmtree(target)
+    lib = os.path.join(target, tag, "lib.zip")
+    sources = os.path.join(target, "sources", "site-packages")
+    for _ in range(2):
+        if os.path.isfile(lib) and os.path.isdir(os.path.join(target, "_data")):
+            return lib
+        if os.path.isdir(sources):
+            return sources
+        try:
+            if not os.path.isdir(target):
+                os.makedirs(target, 0o700)
+            _prepare(target, tag)
+        except OSError as exc:
+            sys.stderr.write(
+                "error: cannot unpack mam-install under %s (%s); set SHIV_ROOT to a writable "
+                "directory and run again\n" % (os.path.dirname(target), exc)
+            )
+            sys.exit(3)
+        except Exception as exc:  # zipfile.BadZipFile and the like: not the file we built
+            sys.stderr.write("error: %s is damaged (%s); download it again\n" % (sys.argv[0], exc))
+            sys.exit(5)
+    sys.stderr.write("error: %s is damaged (nothing to run); download it again\n" % sys.argv[0])
     sys.exit(5)
 
-try:
-    _bootstrap.bootstrap()
-except OSError as exc:
-    sys.stderr.write(
-        "error: cannot unpack mam-install under %s (%s); set SHIV_ROOT to a writable "
-        "directory and run again\n" % (os.environ.get("SHIV_ROOT", "~/.shiv"), exc)
-    )
-    sys.exit(3)
+
+# Put the packages where shiv's bootstrap would (before the first site-packages on sys.path)
+# without running it: it imports zipfile, hashlib, subprocess and compileall on every start.
+_PATH = _import_path()
+_AT = next(
+    (i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
+    len(sys.path),
+)
+sys.path.insert(_AT, _PATH)
+from mam_install.cli import main  # noqa: E402
+
+sys.exit(main())

@@ -364,3 +364,82 @@ def test_a_killed_upgrade_of_the_built_pyz_is_finished_by_the_next_run(
         == 0
     )
     assert tree(ws) == tree(fresh)
+
+
+def _tag(python: Path) -> str:
+    return subprocess.run(
+        [str(python), "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(("version", "python"), SUPPORTED, ids=[v for v, _ in SUPPORTED])
+def test_first_run_unpacks_one_bytecode_zip_and_the_payload_and_compiles_nothing(
+    version, python, pyz, tmp_path
+):
+    """The first run of a fresh pyz writes this Python's bytecode zip and the payload data (a
+    handful of files, not the ~300 shiv unpacked), and no module is compiled on any run."""
+    import zipfile
+
+    root = tmp_path / "shiv"
+    ws = tmp_path / "ws"
+    assert run_pyz(python, pyz, "--version", shiv_root=root).returncode == 0
+    assert in_workspace(python, pyz, "install", ws, shiv_root=root).returncode == 0
+    assert (ws / ".agents/skills/lib.sh").is_file()
+    (extraction,) = root.iterdir()
+    assert extraction.name.startswith("mam-install.pyz_")
+    tag = _tag(python)
+    files = _files(extraction)
+    assert f"{tag}/lib.zip" in files
+    assert "_data/manifest.json" in files
+    assert all(f == f"{tag}/lib.zip" or f.startswith("_data/") for f in files), files
+    assert len(files) < 10
+    with zipfile.ZipFile(extraction / tag / "lib.zip") as lib:
+        names = lib.namelist()
+        assert "mam_install/cli.pyc" in names and "click/core.pyc" in names
+        assert not [n for n in names if n.endswith(".py")]
+        flags = int.from_bytes(lib.read("mam_install/cli.pyc")[4:8], "little")
+        assert flags == 0b01  # PEP 552 unchecked hash: reproducible, never revalidated
+
+
+def test_a_python_without_shipped_bytecode_unpacks_the_sources_and_still_runs(pyz, tmp_path):
+    """What a future CPython (no bytecode of its tag in the pyz) gets: the sources, compiled
+    lazily into __pycache__ as they are imported."""
+    import zipfile
+
+    python = Path(sys.executable)
+    tag = _tag(python)
+    stripped = tmp_path / "mam-install.pyz"
+    with zipfile.ZipFile(pyz) as src, zipfile.ZipFile(stripped, "w") as out:
+        for info in src.infolist():
+            if info.filename != f"bytecode/{tag}.zip":
+                out.writestr(info, src.read(info))
+    root = tmp_path / "shiv"
+    ws = tmp_path / "ws"
+    done = in_workspace(python, stripped, "install", ws, shiv_root=root)
+    assert done.returncode == 0, done.stderr
+    assert (ws / ".agents/skills/lib.sh").is_file()
+    (extraction,) = root.iterdir()
+    assert (extraction / "sources/site-packages/mam_install/cli.py").is_file()
+    assert not (extraction / tag).exists()
+
+
+def test_two_first_runs_at_once_both_work_and_leave_one_extraction(pyz, tmp_path):
+    root = tmp_path / "shiv"
+    env = dict(os.environ, SHIV_ROOT=str(root))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(pyz), "--version"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert all(out.startswith("mam-install ") for out, _ in outputs)
+    (extraction,) = root.iterdir()  # no partial copies left behind
+    assert sorted(p.name for p in extraction.iterdir()) == ["_data", _tag(Path(sys.executable))]

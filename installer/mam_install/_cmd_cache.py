@@ -21,6 +21,8 @@ def shiv_root() -> Path:
 def current_extraction() -> Path | None:
     """The extraction this process runs from, when it runs from a shiv pyz."""
     package = Path(__file__).resolve().parent
+    if package.parent.suffix == ".zip":  # <extraction>/<tag>/lib.zip/mam_install (pyz_main.py)
+        return package.parents[2]
     site = package.parent
     return site.parent if site.name == "site-packages" else None
 

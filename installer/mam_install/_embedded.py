@@ -6,15 +6,17 @@ from pathlib import Path
 
 from ._errors import PlatformError
 
-DATA_PACKAGE = "mam_install"
 DATA_DIR = "_data"
 
 
 def data_dir() -> Path:
-    """``mam_install/_data`` as a real directory (shiv extracts the pyz, so it always is one)."""
-    from importlib.resources import files
-
-    path = Path(str(files(DATA_PACKAGE).joinpath(DATA_DIR)))
+    """``mam_install/_data`` as a real directory: beside the package in a source tree, or where
+    the pyz's entry unpacked it when the package runs from the pyz's bytecode zip
+    (``<extraction>/<tag>/lib.zip/mam_install`` -> ``<extraction>/_data``)."""
+    package = Path(__file__).parent
+    path = package / DATA_DIR
+    if package.parent.suffix == ".zip":
+        path = package.parents[2] / DATA_DIR
     if not (path / "manifest.json").is_file():
         raise PlatformError(
             f"no embedded payload at {path}: this mam-install was not built with "

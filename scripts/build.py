@@ -213,7 +213,7 @@ def _python_version(python: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def compile_bytecode(site: Path) -> list[str]:
+def compile_bytecode(site: Path, pythons: list[Path]) -> list[str]:
     """Write ``__pycache__/*.<tag>.pyc`` beside every module, for each supported Python; return
     the cache tags written.
 
@@ -223,7 +223,7 @@ def compile_bytecode(site: Path) -> list[str]:
     tags = []
     # A fixed hash seed: 3.9 and 3.10 marshal a constant frozenset in iteration order.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    for python in supported_pythons():
+    for python in pythons:
         run(
             [str(python), "-m", "compileall", "-q", "-f", "--invalidation-mode",
              "unchecked-hash", "-s", str(site), "-p", "site-packages", str(site)],
@@ -262,11 +262,11 @@ def bytecode_zip(site: Path, tag: str, date_time: tuple[int, int, int, int, int,
     return out.getvalue()
 
 
-def bytecode_entries(site: Path, epoch: int) -> list[tuple[str, bytes]]:
+def bytecode_entries(site: Path, epoch: int, pythons: list[Path]) -> list[tuple[str, bytes]]:
     date_time = time.gmtime(epoch)[:6]
     return [
         (f"bytecode/{tag}.zip", bytecode_zip(site, tag, date_time))
-        for tag in compile_bytecode(site)
+        for tag in compile_bytecode(site, pythons)
     ]
 
 
@@ -297,7 +297,9 @@ def replace_main(pyz: Path, extra: list[tuple[str, bytes]]) -> None:
     pyz.chmod(0o755)
 
 
-def build_pyz(build: Path, site: Path, out: Path, epoch: int) -> None:
+def build_pyz(
+    build: Path, site: Path, out: Path, epoch: int, pythons: list[Path] | None = None
+) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     out.unlink(missing_ok=True)
     # No --compile-pyc: it compiles every module in a process pool on the first run.
@@ -318,7 +320,7 @@ def build_pyz(build: Path, site: Path, out: Path, epoch: int) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    replace_main(out, bytecode_entries(site, epoch))
+    replace_main(out, bytecode_entries(site, epoch, pythons or supported_pythons()))
 
 
 def write_sums(dist: Path, names: list[str]) -> None:
@@ -355,6 +357,13 @@ def main() -> int:
     parser.add_argument(
         "--payload", type=Path, default=ROOT / "payload", help="payload dir (tests build others)"
     )
+    parser.add_argument(
+        "--bytecode-for",
+        type=Path,
+        action="append",
+        help="ship bytecode for this Python only (repeatable; default: every supported one "
+        "found; benchmarks use it to build faster)",
+    )
     args = parser.parse_args()
     os.umask(0o022)
     official = args.payload.resolve() == (ROOT / "payload").resolve()
@@ -375,7 +384,7 @@ def main() -> int:
     site = assemble_site(runtime_site(build / "bin" / "python"), archive, manifest)
     pyz = dist / "mam-install.pyz"
     try:
-        build_pyz(build, site, pyz, epoch)
+        build_pyz(build, site, pyz, epoch, args.bytecode_for)
     finally:
         shutil.rmtree(site, ignore_errors=True)
     names = [pyz.name, archive.name, manifest.name]

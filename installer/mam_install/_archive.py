@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from ._errors import IntegrityError
 from ._manifest import MAX_FILES, SCOPES, Manifest, ManifestFile, check_relative_path
@@ -41,7 +41,7 @@ def inflate_limit(manifest: Manifest) -> int:
 class _BoundedInflate:
     """The archive's gzip stream that refuses to inflate past ``limit`` bytes (a tar bomb)."""
 
-    def __init__(self, archive: Path, limit: int, origin: str) -> None:
+    def __init__(self, archive: Path | BinaryIO, limit: int, origin: str) -> None:
         import gzip
 
         self._stream = gzip.open(archive, "rb")  # noqa: SIM115 - closed by __exit__
@@ -63,6 +63,10 @@ class _BoundedInflate:
     def __exit__(self, *exc: object) -> None:
         self._stream.close()
 
+# Top-level members outside the payload that a caller may ask to be handed back (verify compares
+# the archive's own manifest.json), and how large one may be.
+MAX_EXTRA_SIZE = 1 << 20
+
 
 def check_member(member: tarfile.TarInfo, origin: str) -> None:
     """The per-member rules of DESIGN §4; raises IntegrityError naming the member."""
@@ -81,25 +85,29 @@ def check_member(member: tarfile.TarInfo, origin: str) -> None:
 
 
 def extract_verified(
-    archive: Path,
+    archive: Path | BinaryIO,
     manifest: Manifest,
-    dest: Path,
+    dest: Path | None,
     unlisted: list[str] | None = None,
     origin: str | None = None,
+    extras: dict[str, bytes | None] | None = None,
 ) -> dict[str, Path]:
-    """Extract the manifest's files from ``archive`` into the empty directory ``dest``.
+    """Extract the manifest's files from ``archive`` (a path, or a stream read once) into the
+    empty directory ``dest``; with ``dest`` None (``verify``) every member is checked and hashed
+    as it streams and nothing is written.
 
     Returns member name -> extracted path. Every listed file must be present exactly once, no
     larger than the manifest says, and hash to the manifest's SHA-256.
 
     Members the manifest does not list are never written. Outside ``workspace/`` and ``host/``
-    (``manifest.json``, metadata a later release may add) they are skipped. Inside, they are
-    files nobody vouched for, so the archive is refused; with ``unlisted`` given (``verify``,
-    which reports every finding) their names are collected there instead.
+    (``manifest.json``, metadata a later release may add) they are skipped, except that the
+    bytes of a small regular one named in ``extras`` are put there. Inside, they are files
+    nobody vouched for, so the archive is refused; with ``unlisted`` given (``verify``, which
+    reports every finding) their names are collected there instead.
     """
     import tarfile  # here, not at the top: a no-op re-install never opens an archive
 
-    origin = origin or archive.name
+    origin = origin or (archive.name if isinstance(archive, Path) else "archive")
     wanted = manifest.by_member()
     found: dict[str, Path] = {}
     seen: set[str] = set()
@@ -116,6 +124,9 @@ def extract_verified(
                     raise IntegrityError(f"{origin}: member {name!r} appears twice; refusing")
                 seen.add(name)
                 entry = wanted.get(name)
+                if entry is None and extras is not None and name in extras:
+                    extras[name] = _read_extra(tar, member)
+                    continue
                 if entry is None or member.isdir():
                     in_payload = name.split("/", 1)[0] in SCOPES
                     if entry is None and member.isreg() and in_payload:
@@ -145,14 +156,24 @@ def extract_verified(
     return found
 
 
-def _write_member(stream: object, entry: ManifestFile, dest: Path, origin: str) -> Path:
-    target = dest / entry.member
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+def _read_extra(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    if not member.isreg() or member.size > MAX_EXTRA_SIZE:
+        return None
+    stream = tar.extractfile(member)
+    return stream.read() if stream is not None else None
+
+
+def _write_member(stream: object, entry: ManifestFile, dest: Path | None, origin: str) -> Path:
+    """Hash one member as it streams, writing it below ``dest`` unless that is None."""
+    target = (dest or Path()) / entry.member
+    out: BinaryIO | None = None
+    if dest is not None:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        out = os.fdopen(os.open(target, flags, 0o600), "wb")
     digest = hashlib.sha256()
     written = 0
-    fd = os.open(target, flags, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    try:
         read = stream.read  # type: ignore[attr-defined]
         while True:
             chunk = read(_COPY_CHUNK)
@@ -162,11 +183,16 @@ def _write_member(stream: object, entry: ManifestFile, dest: Path, origin: str) 
             if written > entry.size:
                 raise IntegrityError(f"{origin}: member {entry.member!r} is larger than listed")
             digest.update(chunk)
-            out.write(chunk)
+            if out is not None:
+                out.write(chunk)
+    finally:
+        if out is not None:
+            out.close()
     if digest.hexdigest() != entry.sha256:
         raise IntegrityError(
             f"{origin}: {entry.member!r} has SHA-256 {digest.hexdigest()}, the manifest says "
             f"{entry.sha256}; refusing"
         )
-    os.chmod(target, entry.mode)
+    if dest is not None:
+        os.chmod(target, entry.mode)
     return target

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import re
@@ -11,17 +10,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ._runner import CommandRunner, SubprocessRunner
-from ._statfs import (
-    FREEBSD_STATFS_VERSION,
-    MNT_LOCAL,
-    FreeBSDStatfs,
-    StatfsFunction,
-    call_statfs,
-    load_statfs,
-)
+
+if TYPE_CHECKING:  # ctypes loads only where statfs is probed (macOS, FreeBSD), never on Linux
+    import ctypes
+
+    from ._statfs import StatfsFunction
 
 __all__ = [
     "FsInfo",
@@ -206,6 +202,8 @@ def _probe_linux(path: Path, proc_root: Path) -> FsInfo | None:
 
 def fs_from_statfs(buf: ctypes.Structure, probed: str) -> FsInfo | None:
     """Turn a filled statfs struct into an FsInfo (None if the struct is not one we know)."""
+    from ._statfs import FREEBSD_STATFS_VERSION, MNT_LOCAL, FreeBSDStatfs
+
     if isinstance(buf, FreeBSDStatfs) and buf.f_version != FREEBSD_STATFS_VERSION:
         return None
     fs_type = bytes(buf.f_fstypename).split(b"\0", 1)[0].decode(errors="replace")
@@ -222,11 +220,13 @@ def _probe_statfs(
     path: Path,
     system: str,
     machine: str,
-    load: Callable[[str], StatfsFunction | None] = load_statfs,
+    load: Callable[[str], StatfsFunction | None] | None = None,
 ) -> FsInfo | None:
+    from ._statfs import call_statfs, load_statfs
+
     probed = _nearest_existing(path)
     try:
-        buf = call_statfs(os.fsencode(probed), system, machine, load)
+        buf = call_statfs(os.fsencode(probed), system, machine, load or load_statfs)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise _WalkStopped("permission-denied", probed) from exc

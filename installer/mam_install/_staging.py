@@ -102,14 +102,66 @@ def unpack_staged(
     unlisted: list[str] | None = None,
 ) -> StagedPayload:
     """Unpack an archive already copied into staging, once its size and hash match the manifest."""
+    _check_ref(_archive_ref(manifest, origin), sha256, size, origin)
+    root = staging.path / PAYLOAD_DIR
+    root.mkdir(mode=0o700)
+    extract_verified(archive, manifest, root, unlisted, origin)
+    return StagedPayload(manifest=manifest, root=root)
+
+
+class _CappedHashingReader:
+    """A reader over ``source`` that hashes and counts what passes through and refuses more
+    than ``limit`` bytes: the archive's size and SHA-256 come from the read that unpacks it."""
+
+    def __init__(self, source: BinaryIO, limit: int, origin: str) -> None:
+        self.source, self.limit, self.origin = source, limit, origin
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.limit + 1 - self.size
+        chunk = self.source.read(want if size < 0 else min(size, want))
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise IntegrityError(
+                f"{self.origin}: longer than the {self.limit} bytes expected; refusing"
+            )
+        self.digest.update(chunk)
+        return chunk
+
+    def finish(self) -> tuple[str, int]:
+        """Read to the end (bytes after the tar's end count too); return (sha256, size)."""
+        while self.read(CHUNK_SIZE):
+            pass
+        return self.digest.hexdigest(), self.size
+
+
+def verify_archive(
+    source: BinaryIO,
+    manifest: Manifest,
+    origin: str,
+    unlisted: list[str] | None = None,
+    extras: dict[str, bytes | None] | None = None,
+) -> None:
+    """`verify`'s check of an archive in one streaming pass that writes nothing: its size and
+    SHA-256 against the manifest, and every member's rules and hash. A damaged archive is
+    reported by its hash when that differs, whatever member failed first."""
     ref = _archive_ref(manifest, origin)
+    reader = _CappedHashingReader(source, ref.size, origin)
+    try:
+        extract_verified(reader, manifest, None, unlisted, origin, extras)  # type: ignore[arg-type]
+    except IntegrityError:
+        sha256, size = reader.finish()
+        _check_ref(ref, sha256, size, origin)
+        raise
+    sha256, size = reader.finish()
+    _check_ref(ref, sha256, size, origin)
+
+
+def _check_ref(ref: ArchiveRef, sha256: str, size: int, origin: str) -> None:
     if size != ref.size:
         raise IntegrityError(f"{origin}: {size} bytes, the manifest says {ref.size}; refusing")
     if sha256 != ref.sha256:
         raise IntegrityError(
             f"{origin}: SHA-256 {sha256} does not match the manifest's {ref.sha256}; refusing"
         )
-    root = staging.path / PAYLOAD_DIR
-    root.mkdir(mode=0o700)
-    extract_verified(archive, manifest, root, unlisted, origin)
-    return StagedPayload(manifest=manifest, root=root)

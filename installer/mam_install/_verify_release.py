@@ -21,7 +21,7 @@ from ._hashing import sha256_file, sha256_stream
 from ._manifest import Manifest, parse_manifest
 from ._signature import SIGNATURE_NAME
 from ._sources import release_manifests
-from ._staging import ARCHIVE_NAME, Staging, stage_archive
+from ._staging import Staging, verify_archive
 from ._verify_provenance import check_bootstrap, check_release_key_signature, check_source
 
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -155,23 +155,23 @@ def _check_payload(release: Path, report: VerifyReport) -> tuple[Manifest, Path]
     check_source(manifest, path.name, report)
     archive = release / manifest.archive.name
     unlisted: list[str] = []
-    with Staging(prefix="mam-verify-") as staging:
-        try:
-            with open(archive, "rb") as stream:
-                stage_archive(stream, manifest, staging, archive.name, unlisted)
-        except (MamError, OSError) as exc:
-            report.add("archive", archive.name, False, str(exc))
-            return None
-        for name in unlisted:
-            # The installer skips such a member; a release that carries one was not built by us.
-            report.add("archive", f"{archive.name}:{name}", False, "member not in the manifest")
-        report.add(
-            "archive",
-            archive.name,
-            True,
-            f"size, sha256, every member and all {len(manifest.files)} file hashes match",
-        )
-        inner = _inner_manifest(staging.path / ARCHIVE_NAME)
+    extras: dict[str, bytes | None] = {"manifest.json": None}
+    try:
+        with open(archive, "rb") as stream:
+            verify_archive(stream, manifest, archive.name, unlisted, extras)
+    except (MamError, OSError) as exc:
+        report.add("archive", archive.name, False, str(exc))
+        return None
+    for name in unlisted:
+        # The installer skips such a member; a release that carries one was not built by us.
+        report.add("archive", f"{archive.name}:{name}", False, "member not in the manifest")
+    report.add(
+        "archive",
+        archive.name,
+        True,
+        f"size, sha256, every member and all {len(manifest.files)} file hashes match",
+    )
+    inner = _inner_manifest(extras["manifest.json"])
     content = {k: v for k, v in manifest.to_json().items() if k not in ("archive", "source")}
     report.add(
         "archive",
@@ -182,14 +182,10 @@ def _check_payload(release: Path, report: VerifyReport) -> tuple[Manifest, Path]
     return manifest, path
 
 
-def _inner_manifest(archive: Path) -> Any:
-    import tarfile
-
+def _inner_manifest(data: bytes | None) -> Any:
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            stream = tar.extractfile("manifest.json")
-            return json.loads(stream.read()) if stream is not None else None
-    except (KeyError, tarfile.TarError, ValueError, OSError):
+        return json.loads(data) if data is not None else None
+    except ValueError:
         return None
 
 

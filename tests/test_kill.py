@@ -95,3 +95,57 @@ def test_killed_first_install_leaves_each_file_whole_and_reinstall_completes(
     expected["AGENT.md"] = USER_EDIT
     expected["AGENT.md.mam-new"] = V1["AGENT.md"]
     assert tree(ws) == expected
+
+
+def killed(*args: str | Path, point: int) -> bool:
+    """Run a command that SIGKILLs itself at crash point ``point``; False if it finished."""
+    done = run(*args, env={"MAM_INSTALL_TEST_KILL_AT": str(point)})
+    if done.returncode == 0:
+        return False
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return True
+
+
+def test_killed_uninstall_is_finished_by_the_next_uninstall_at_every_point(tmp_path, releases):
+    reference = tmp_path / "reference"
+    v1_workspace(reference, releases["1.0.0"])
+    assert run("uninstall", "--workspace", reference).returncode == 0
+    removed = tree(reference)
+    assert removed == {"AGENT.md": USER_EDIT}
+    point = 1
+    while True:
+        ws = tmp_path / f"ws{point}"
+        before = v1_workspace(ws, releases["1.0.0"])
+        if not killed("uninstall", "--workspace", ws, point=point):
+            assert tree(ws) == removed
+            break
+        for path, content in tree(ws).items():
+            assert content == before.get(path), f"{path} is not what was installed"
+        again = run("uninstall", "--workspace", ws)
+        assert again.returncode == 0, again.stderr
+        assert tree(ws) == removed, f"after a kill at point {point}"
+        assert not (ws / ".mam").exists()
+        point += 1
+    assert point > 10
+
+
+def test_killed_rollback_is_finished_by_the_next_rollback_at_every_point(tmp_path, releases):
+    point = 1
+    while True:
+        ws = tmp_path / f"ws{point}"
+        before = v1_workspace(ws, releases["1.0.0"])
+        up = run("upgrade", "-y", "--workspace", ws, "--from", releases["2.0.0"])
+        assert up.returncode == 0, up.stderr
+        upgraded_tree = tree(ws)
+        if not killed("rollback", "--workspace", ws, point=point):
+            assert tree(ws) == before
+            break
+        for path, content in tree(ws).items():
+            assert content in (before.get(path), upgraded_tree.get(path)), path
+        again = run("rollback", "--workspace", ws)
+        assert again.returncode == 0, again.stderr
+        assert tree(ws) == before, f"after a kill at point {point}"
+        status = run("--json", "status", "--workspace", ws)
+        assert json.loads(status.stdout)["payload_version"] == "1.0.0"
+        point += 1
+    assert point > 3

@@ -37,9 +37,9 @@ from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
 from ._state_dir import is_state_file, remove_state_tree
 
 _INTERRUPTED = ("in-progress", "rolling-back")
-# Test seam for the kill tests: SIGKILL this process at the Nth crash point of a run (after the
-# intent, and before, after the effect of and after the state change of each action, then
-# before the final record). Unset in real use.
+# Test seam for the kill tests: SIGKILL this process at its Nth crash point (in a run: after the
+# intent, before, after the effect of and after the state change of each action, then before the
+# final record; in a revert: after each action's revert). Unset in real use.
 _KILL_AT_ENV = "MAM_INSTALL_TEST_KILL_AT"
 
 
@@ -57,6 +57,17 @@ class _CrashPoints:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+_crash_points: _CrashPoints | None = None
+
+
+def _crash() -> _CrashPoints:
+    """One count per process, so a kill point is the Nth of the whole command."""
+    global _crash_points
+    if _crash_points is None:
+        _crash_points = _CrashPoints()
+    return _crash_points
 
 
 def _now() -> str:
@@ -83,6 +94,7 @@ def _revert_all(receipt: Receipt, layout: ScopeLayout, ctx: Context) -> None:
                 failures.append(f"{action.describe_revert()}: {exc}")
                 continue
             action.state = "uncompleted"
+            _crash().reached()
     if failures:
         write_receipt(layout.receipt, receipt)
         raise RevertIncomplete(
@@ -189,7 +201,7 @@ def run_plan(
     )
     receipt = Receipt(plan=plan, run=run)
     ctx = replace(ctx, backup_dir=backup, state_anchor=layout.anchor)
-    crash = _CrashPoints()
+    crash = _crash()
     write_receipt(layout.receipt, receipt)  # the intent: durable before the first change
     crash.reached()
     current: Action | None = None

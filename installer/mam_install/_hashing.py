@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import BinaryIO
 
 # 1 MiB reads keep the per-call overhead negligible next to hashing itself (DESIGN §9:
@@ -29,6 +30,9 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return sha256_stream(stream)
 
 
+_SHA256_HEX = re.compile("[0-9a-f]{64}")  # a regex, not a loop per character: checked per file
+
+
 def is_sha256_hex(text: str) -> bool:
     """True for exactly 64 lowercase hex digits, the only form we accept in manifests and sums."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256_HEX.fullmatch(text) is not None

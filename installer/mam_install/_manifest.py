@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,6 +101,11 @@ class Manifest:
         return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"
 
 
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators. One regex search, not
+# a Python loop per character: a 4,000-file receipt is checked path by path on every run.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_relative_path(path: str, origin: str) -> None:
     """Refuse anything but a plain relative POSIX path: no `..`, no absolute, no oddities."""
     if not path or len(path) > 1024:
@@ -109,7 +115,7 @@ def check_relative_path(path: str, origin: str) -> None:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise IntegrityError(f"{origin}: path {path!r} contains {part or 'an empty'!r} part")
-        if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in part):
+        if _CONTROL.search(part):
             raise IntegrityError(f"{origin}: path {path!r} contains control characters")
 
 

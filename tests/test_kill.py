@@ -134,7 +134,7 @@ def test_killed_rollback_is_finished_by_the_next_rollback_at_every_point(tmp_pat
     while True:
         ws = tmp_path / f"ws{point}"
         before = v1_workspace(ws, releases["1.0.0"])
-        up = run("upgrade", "-y", "--workspace", ws, "--from", releases["2.0.0"])
+        up = run("upgrade", "-y", "--workspace", ws, *pinned(releases["2.0.0"]))
         assert up.returncode == 0, up.stderr
         upgraded_tree = tree(ws)
         if not killed("rollback", "--workspace", ws, point=point):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from mam_install import _plan
-from workspaces import make_release
+from workspaces import make_release, pinned
 
 
 def payload(count: int, flavour: str) -> dict[str, tuple[bytes, int]]:
@@ -60,8 +60,8 @@ def costs(tmp_path: Path, count: int, monkeypatch: pytest.MonkeyPatch) -> list[t
     recorded = Recorded(monkeypatch)
     out = []
     for argv in (
-        ("install", "-y", "--no-host", "--workspace", ws, "--from", v1),
-        ("upgrade", "-y", "--no-host", "--workspace", ws, "--from", v2),
+        ("install", "-y", "--no-host", "--workspace", ws, *pinned(v1)),
+        ("upgrade", "-y", "--no-host", "--workspace", ws, *pinned(v2)),
         ("rollback", "--workspace", ws),
         ("uninstall", "--workspace", ws),
     ):
@@ -98,7 +98,7 @@ def test_an_install_fsyncs_each_touched_directory_once_not_each_file(
     monkeypatch.setattr(_fsops, "_fsync_dir", lambda dfd: synced.append(dfd) or real(dfd))
     ws = tmp_path / "ws"
     ws.mkdir()
-    done = cli("install", "-y", "--no-host", "--workspace", ws, "--from", release)
+    done = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(release))
     assert done.exit_code == 0, done.stderr
     assert (ws / ".agents/skills/gen/d003/f00199.sh").is_file()
     directories = 4 + 4  # the gen/dNNN ones, and ws, .agents, skills, gen

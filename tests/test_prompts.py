@@ -8,13 +8,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clirun import cli
 from subproc import ROOT
+from waiting import wait_until
 from workspaces import V1_FILES, expected_tree, pinned, tree
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -37,24 +37,15 @@ def run_in_terminal(tmux: list[str], command: str, answer: str, tmp_path: Path) 
         [*tmux, "new-session", "-d", "-x", "200", "-y", "50", "sh", "-c", f"{line}; sleep 30"],
         check=True,
     )
-    screen = ""
-    for _ in range(100):
-        screen = subprocess.run(
+
+    def screen() -> str:
+        return subprocess.run(
             [*tmux, "capture-pane", "-p", "-J"], capture_output=True, text=True
         ).stdout
-        if "[Y/n]" in screen:
-            break
-        time.sleep(0.1)
-    assert "[Y/n]" in screen, screen
+
+    wait_until(screen, lambda text: "[Y/n]" in text, what="the question")
     subprocess.run([*tmux, "send-keys", answer, "Enter"], check=True)
-    for _ in range(100):
-        screen = subprocess.run(
-            [*tmux, "capture-pane", "-p", "-J"], capture_output=True, text=True
-        ).stdout
-        if "EXIT=" in screen:
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(screen)
+    return wait_until(screen, lambda text: "EXIT=" in text, what="the command to finish")
 
 
 def installed(tmp_path: Path, releases: dict[str, Path]) -> Path:

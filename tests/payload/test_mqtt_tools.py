@@ -252,9 +252,11 @@ class Monitor:
                                         stdin=subprocess.DEVNULL, text=True)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.messages: queue.Queue[str] = queue.Queue()
-        for stream, handler in ((self.process.stdout, self._event),
-                                (self.process.stderr, self.messages.put)):
-            threading.Thread(target=self._pump, args=(stream, handler), daemon=True).start()
+        self.pumps = [threading.Thread(target=self._pump, args=(stream, handler), daemon=True)
+                      for stream, handler in ((self.process.stdout, self._event),
+                                              (self.process.stderr, self.messages.put))]
+        for pump in self.pumps:
+            pump.start()
         line = self.next_message()
         assert line.startswith("mam_mqtt: listening on"), line
 
@@ -277,6 +279,12 @@ class Monitor:
             raise AssertionError(f"monitor said nothing (exit {self.process.returncode})") from None
 
     def assert_no_event(self) -> None:
+        """Stop the monitor and read its output to the end first: an event still in the pipe
+        when we looked would otherwise go unseen."""
+        self.stop()
+        for pump in self.pumps:
+            pump.join(timeout=10)
+            assert not pump.is_alive(), "the monitor's output did not end"
         assert self.events.empty(), self.events.get()
 
     def stop(self) -> int:

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.payload._fixtures import tls_broker, tmux_server
 from tests.payload._support import HOST, Broker, Tmux, copy_tools, render
+from tests.waiting import wait_for
 
 SYSTEMD = HOST / "units" / "systemd"
 LAUNCHD = HOST / "units" / "launchd"
@@ -217,9 +217,7 @@ def test_holder_and_agent_unit_commands_start_and_stop_exactly_their_things(
         running = subprocess.Popen(agent.execs["ExecStart"][0],
                                    env=dict(agent.env, MAM_AGENT_POLL_SECONDS="0.2"), cwd=home,
                                    stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while "alice" not in tmux.sessions() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: "alice" in tmux.sessions(), what="the agent's session")
         pane_path = tmux("display-message", "-p", "-t", "=alice:", "#{pane_current_path}")
         assert pane_path.stdout.strip() == str(workdir)
         subprocess.run(agent.execs["ExecStop"][0], env=agent.env, timeout=30, check=True)
@@ -268,9 +266,7 @@ def test_agent_plist_program_starts_the_session_and_sigterm_ends_exactly_it(
     tmux.new_session("alice0", "sleep", "60")
     agent = subprocess.Popen(job["ProgramArguments"], env=env, cwd=job["WorkingDirectory"],
                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while "alice" not in tmux.sessions() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: "alice" in tmux.sessions(), what="the agent's session")
     assert tmux.sessions() == {"alice", "alice0"}
     agent.send_signal(signal.SIGTERM)  # launchctl bootout: there is no ExecStop on macOS
     assert agent.wait(timeout=10) == 0

@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.payload._fixtures import tmux_server
 from tests.payload._support import HOST_TOOLS, TMUX_DIR, Tmux, copy_tools, tool_env
+from tests.waiting import BOUND, read_text, wait_for, wait_for_line, wait_until
 
 SEND = TMUX_DIR / "send-message.sh"
 AGENT_SEND = TMUX_DIR / "agent-send.sh"
@@ -33,21 +32,24 @@ def run(cmd: list[str], env: dict[str, str], stdin: str | None = None,
                           cwd=cwd, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def read_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+    """The complete (newline-terminated) lines of ``path``: a line still being written is not
+    one yet."""
+    text = read_text(path)
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
+def wait_for_lines(path: Path, expected: list[str]) -> None:
+    wait_until(lambda: read_lines(path), expected.__eq__, what=f"{expected!r} in {path.name}")
 
 
 def submissions(path: Path) -> list[str]:
     return [json.loads(line) for line in read_lines(path)]
+
+
+def wait_for_submissions(path: Path, expected: list[str], timeout: float = BOUND) -> None:
+    wait_until(lambda: submissions(path), expected.__eq__, timeout=timeout,
+               what=f"the expected {len(expected)} submission(s) in {path.name}")
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def start_tee(tmux: Tmux, name: str, out: Path) -> None:
 
 def start_tui(tmux: Tmux, name: str, log: Path, ignored_enters: int) -> None:
     tmux.new_session(name, sys.executable, str(FAKE_TUI), str(log), str(ignored_enters))
-    assert wait_for(lambda: ">" in tmux.capture(name))
+    wait_for(lambda: ">" in tmux.capture(name), what=f"the prompt of {name}")
 
 
 # --- send-message.sh ----------------------------------------------------------------------------
@@ -75,7 +77,7 @@ def test_message_is_delivered_into_the_pane_and_visible_in_capture(
     start_tee(tmux, "agent", out)
     result = run([str(SEND), "-t", "agent", "-m", "hello from the test"], env)
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: read_lines(out) == ["hello from the test"])
+    wait_for_lines(out, ["hello from the test"])
     assert "hello from the test" in tmux.capture("agent")
 
 
@@ -87,7 +89,7 @@ def test_multi_line_message_arrives_whole_through_stdin(
     result = run([str(SEND), "-L", tmux.socket_name, "-t", "=agent"], env,
                  stdin="first line\nsecond 'quoted' $HOME line\n\n")
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: read_lines(out) == ["first line", "second 'quoted' $HOME line"])
+    wait_for_lines(out, ["first line", "second 'quoted' $HOME line"])
 
 
 def test_file_and_base64_sources_deliver_the_same_bytes(
@@ -100,7 +102,7 @@ def test_file_and_base64_sources_deliver_the_same_bytes(
     assert run([str(SEND), "-t", "agent", "-f", str(message)], env).returncode == 0
     encoded = base64.b64encode(b"via base64 $(not run)").decode()
     assert run([str(SEND), "-t", "agent", "-b", encoded], env).returncode == 0
-    assert wait_for(lambda: read_lines(out) == [
+    wait_for_lines(out, [
         'from a file; with `backticks` and "quotes"', "via base64 $(not run)"])
 
 
@@ -115,9 +117,10 @@ def test_exact_target_never_hits_a_session_whose_name_extends_it(
     out = tmp_path / "agent.out"
     start_tee(tmux, "agent", out)
     assert run([str(SEND), "-t", "=agent", "-m", "for agent only"], env).returncode == 0
-    assert wait_for(lambda: read_lines(out) == ["for agent only"])
-    time.sleep(0.2)
-    assert read_lines(out0) == []
+    wait_for_lines(out, ["for agent only"])
+    # A marker sent to agent0 after that send returned lands behind anything misdelivered there.
+    assert run([str(SEND), "-t", "=agent0", "-m", "marker"], env).returncode == 0
+    wait_for_lines(out0, ["marker"])
 
 
 def test_message_is_sent_as_a_bracketed_paste_and_submitted_once(
@@ -127,7 +130,7 @@ def test_message_is_sent_as_a_bracketed_paste_and_submitted_once(
     start_tui(tmux, "tui", log, ignored_enters=0)
     result = run([str(SEND), "-t", "tui", "-m", "line one\nline two"], env)
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: submissions(log) == ["line one\nline two"])
+    wait_for_submissions(log, ["line one\nline two"])
     raw = Path(str(log) + ".raw").read_bytes()
     assert b"\x1b[200~line one\nline two\x1b[201~" in raw
 
@@ -140,7 +143,7 @@ def test_enter_is_pressed_again_while_the_text_still_sits_unsent(
     result = run([str(SEND), "-t", "busy", "-m", "please submit me", "-v"], env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("pressing Enter again") == 2
-    assert wait_for(lambda: submissions(log) == ["please submit me"])
+    wait_for_submissions(log, ["please submit me"])
 
 
 def test_text_that_never_submits_exits_2_after_the_retries(
@@ -163,7 +166,7 @@ def test_a_one_line_message_over_128_kib_arrives_intact(
     message = "".join(f"{i:07d} " for i in range(200 * 1024 // 8)) + "THE-END"
     result = run([str(SEND), "-t", "big"], env, stdin=message)
     assert (result.returncode, result.stderr) == (0, "")
-    assert wait_for(lambda: submissions(log) == [message], timeout=60)
+    wait_for_submissions(log, [message], timeout=60)
 
 
 @pytest.mark.parametrize("source", ["-m", "-f", "stdin"])
@@ -184,7 +187,7 @@ def test_a_message_over_the_limit_is_refused_whole_with_exit_5(
     exact = run([str(SEND), "-t", "capped", "-m", message[:1000]],
                 dict(env, MAM_SEND_MAX_BYTES="1000"))
     assert exact.returncode == 0, exact.stderr
-    assert wait_for(lambda: submissions(log) == [message[:1000]])
+    wait_for_submissions(log, [message[:1000]])
 
 
 def test_an_unreadable_pane_is_never_reported_delivered(
@@ -242,7 +245,7 @@ def test_agent_send_prefixes_provenance_and_delivers_locally(
     start_tee(tmux, "bob", out)
     result = run([str(AGENT_SEND), "-s", "bob", "-n", "hostA", "-S", "alice", "-m", "ping"], env)
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: read_lines(out) == ["[from hostA:alice] ping"])
+    wait_for_lines(out, ["[from hostA:alice] ping"])
 
 
 def test_agent_send_names_the_sending_tmux_session_by_default(
@@ -255,9 +258,9 @@ def test_agent_send_names_the_sending_tmux_session_by_default(
     result = run([str(AGENT_SEND), "-s", "bob", "-n", "h"], dict(env, TMUX=tmux_env.strip()),
                  stdin="who am i")
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: len(read_lines(out)) == 1)
-    assert read_lines(out)[0].startswith("[from h:")
-    assert read_lines(out)[0].endswith("] who am i")
+    (line,) = wait_until(lambda: read_lines(out), bool, what="the message in bob's pane")
+    assert line.startswith("[from h:")
+    assert line.endswith("] who am i")
 
 
 def test_agent_send_ships_send_message_over_ssh_with_a_base64_body(
@@ -284,7 +287,7 @@ def test_agent_send_ships_send_message_over_ssh_with_a_base64_body(
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ssh.log").read_text() == "user@far-host\n"
-    assert wait_for(lambda: read_lines(out) == [
+    wait_for_lines(out, [
         "[from near:me] it's \"quoted\"; $(echo not run) `nor this`", "second line"])
 
 
@@ -350,10 +353,7 @@ def test_start_creates_the_session_in_the_workdir_running_the_command(
                                              MAM_SECRET="it's $(secret)"))
     assert result.returncode == 0, result.stderr
     assert "alice" in tmux.sessions()
-    seen = workdir / "seen"
-    # Wait for the content, not the file: the redirect creates it before printf writes.
-    assert wait_for(lambda: seen.exists() and seen.read_text().endswith("\n"))
-    assert seen.read_text() == f"alice|{workdir}|it's $(secret)\n"
+    assert wait_for_line(workdir / "seen") == f"alice|{workdir}|it's $(secret)\n"
     # The private hand-over file is read and removed by the pane.
     assert not list(tmp_path.glob("mam-agent-env.*"))
 
@@ -438,9 +438,8 @@ def test_start_reads_the_agents_env_file_without_running_it(
     )
     result = run([str(START), "dave"], dict(env, MAM_CONFIG_DIR=str(config)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    token = workdir / "token"
-    assert wait_for(lambda: token.exists() and token.read_text().endswith("\n"))
-    assert (workdir / "token").read_text() == "$(touch pwned)\n"
+    # The pane creates `token` before echo writes to it: wait for the line, not the file.
+    assert wait_for_line(workdir / "token") == "$(touch pwned)\n"
     assert not (workdir / "pwned").exists()
     assert not (tmp_path / "pwned").exists()
 
@@ -473,13 +472,13 @@ def test_wait_mode_exits_1_when_the_session_ends_and_kills_it_on_sigterm(
                MAM_AGENT_POLL_SECONDS="0.2")
     waiter = subprocess.Popen([str(START), "-w", "alice"], env=env, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True)
-    assert wait_for(lambda: "alice" in tmux.sessions())
+    wait_for(lambda: "alice" in tmux.sessions(), what="the session alice")
     tmux("kill-session", "-t", "=alice")
     assert waiter.wait(timeout=10) == 1
     tmux.new_session("alice0", "sleep", "60")
     waiter = subprocess.Popen([str(START), "-w", "alice"], env=env, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True)
-    assert wait_for(lambda: "alice" in tmux.sessions())
+    wait_for(lambda: "alice" in tmux.sessions(), what="the session alice")
     waiter.send_signal(signal.SIGTERM)
     assert waiter.wait(timeout=10) == 0
     assert tmux.sessions() == {"alice0"}
@@ -537,7 +536,7 @@ def test_copied_host_tools_deliver_messages_from_their_flat_directory(
     result = run([str(tools / "agent-send.sh"), "-s", "x", "-n", "h", "-S", "s", "-m", "flat"],
                  dict(env, PATH=f"{tools}{os.pathsep}{env['PATH']}"))
     assert result.returncode == 0, result.stderr
-    assert wait_for(lambda: read_lines(out) == ["[from h:s] flat"])
+    wait_for_lines(out, ["[from h:s] flat"])
 
 
 # /bin/sh is dash on Debian, bash in POSIX mode on macOS, ksh on some BSDs: run the tools in each.
@@ -554,4 +553,4 @@ def test_the_tools_work_under_each_system_sh(
     sent = run([*shell, str(AGENT_SEND), "-s", "agent", "-n", "h", "-S", "me"], env,
                stdin="two\nlines")
     assert sent.returncode == 0, sent.stderr
-    assert wait_for(lambda: read_lines(tmp_path / "out") == ["[from h:me] two", "lines"])
+    wait_for_lines(tmp_path / "out", ["[from h:me] two", "lines"])

@@ -168,6 +168,25 @@ def release_key_file() -> Path:
     return Path(override) if override else ROOT / "checksums" / "release-signing-key.pub"
 
 
+def drop_outside_records(site: Path) -> None:
+    """Drop the RECORD rows of files installed outside the site (the console scripts in bin/,
+    deleted above): their hashes cover the build venv's absolute path in each script's shebang,
+    and shiv's build_id hashes every file, so they would tie the pyz to the build directory."""
+    for record in sorted(site.glob("*.dist-info/RECORD")):
+        lines = record.read_bytes().splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith(b"../")]
+        if kept != lines:
+            record.write_bytes(b"".join(kept))
+
+
+def normalize_modes(tree: Path) -> None:
+    """0644, or 0755 where any execute bit is set: shiv stores each file's mode in the zip, and
+    a clone's modes follow the umask of whoever cloned it."""
+    for path in sorted(tree.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
+
+
 def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
     # A fresh directory per build, so concurrent builds sharing MAM_BUILD_DIR never collide.
     staging = Path(tempfile.mkdtemp(prefix="pyz-site-", dir=BUILD))
@@ -176,6 +195,8 @@ def assemble_site(site: Path, archive: Path, manifest: Path) -> Path:
         PACKAGE, staging / "mam_install", ignore=shutil.ignore_patterns("__pycache__", "_data")
     )
     write_embedded_data(staging / "mam_install" / "_data", archive, manifest)
+    drop_outside_records(staging)
+    normalize_modes(staging)
     return staging
 
 

@@ -69,8 +69,9 @@ def source_info() -> dict[str, str] | None:
 
 
 def public_url(remote: str | None) -> str:
-    """The remote as it may be published: no credentials, and "local" for a path on this
-    machine (which would also make two clones of one commit build different manifests)."""
+    """The remote as it may be published: no credentials, no ".git" (a rebuilder's clone URL
+    may differ from CI's only by that), and "local" for a path on this machine (which would
+    also make two clones of one commit build different manifests)."""
     from urllib.parse import urlsplit, urlunsplit
 
     if not remote or "://" not in remote or remote.startswith("file://"):
@@ -78,7 +79,9 @@ def public_url(remote: str | None) -> str:
     parts = urlsplit(remote)
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    path = parts.path.rstrip("/")
+    path = path[: -len(".git")] if path.endswith(".git") else path
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
 def run(argv: list[str], **kwargs: object) -> None:

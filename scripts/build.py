@@ -25,6 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "installer"))
 
+from locked_install import install_lock  # noqa: E402
 from payload_archive import build_payload, read_version  # noqa: E402
 
 PACKAGE = ROOT / "installer" / "mam_install"
@@ -99,53 +100,34 @@ def build_venv() -> Path:
     """A venv with shiv from checksums/build-requirements.txt, kept while the lock is unchanged."""
     BUILD.mkdir(parents=True, exist_ok=True)
     path = BUILD / f"venv-{lock_digest('build-requirements.txt')}"
-    python = path / "bin" / "python"
-    if not (path / "bin" / "shiv").exists():
+    installed = path / ".lock-installed"  # written last: a failed install is redone, not reused
+    if not installed.exists():
         shutil.rmtree(path, ignore_errors=True)
         say(f"creating the build venv {path}")
         venv.EnvBuilder(with_pip=True).create(path)
-        run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--require-hashes",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-r",
-                str(ROOT / "checksums" / "build-requirements.txt"),
-            ]
-        )
-        run([str(python), "-m", "pip", "check"])
+        install_lock(path / "bin" / "python", ROOT / "checksums" / "build-requirements.txt")
+        installed.touch()
     return path
 
 
 def runtime_site(build_python: Path) -> Path:
-    """The pyz's dependencies, from checksums/pyz-requirements.txt, hash-checked by pip."""
+    """The pyz's dependencies, from checksums/pyz-requirements.txt, hash-checked by pip and
+    `pip check`ed on their own."""
     site = BUILD / f"site-{lock_digest('pyz-requirements.txt')}"
-    if not (site / "click").is_dir():
-        shutil.rmtree(site, ignore_errors=True)
+    if not site.is_dir():
         say("installing the pyz dependencies (hash-locked)")
-        run(
-            [
-                str(build_python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--require-hashes",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--no-compile",
-                "--target",
-                str(site),
-                "-r",
-                str(ROOT / "checksums" / "pyz-requirements.txt"),
-            ]
-        )
-        shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts carry this machine's path
+        # Installed aside and renamed into place once checked: a failed or concurrent install
+        # never leaves a half site to be reused.
+        partial = Path(tempfile.mkdtemp(prefix=f"{site.name}.", dir=BUILD))
+        try:
+            install_lock(build_python, ROOT / "checksums" / "pyz-requirements.txt", target=partial)
+            shutil.rmtree(partial / "bin", ignore_errors=True)  # scripts carry this venv's path
+            partial.rename(site)
+        except OSError:
+            if not site.is_dir():
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return site
 
 

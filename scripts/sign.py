@@ -10,7 +10,12 @@
     sign.py keygen OUT       make a key pair: OUT (the private seed, mode 0600) and OUT.pub (the
                              line for checksums/release-signing-key.pub)
 
-Ed25519 signing uses the `cryptography` package (checksums/sign-requirements.txt).
+Both need packages from checksums/sign-requirements.txt (sigstore, and `cryptography` for
+Ed25519), installed from that small hash lock as .github/workflows/release.yml does:
+
+    python3 scripts/locked_install.py .venv-sign checksums/sign-requirements.txt
+    .venv-sign/bin/python scripts/sign.py ed25519 dist/
+    .venv-sign/bin/python scripts/sign.py dist/
 """
 
 from __future__ import annotations

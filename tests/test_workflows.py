@@ -75,8 +75,8 @@ def test_zizmor_finds_nothing_in_the_workflows() -> None:
         # a tag name spliced into a shell script is code injection
         ('run: gh release create "$TAG" dist/*', "run: gh release create ${{ github.ref_name }}",
          "template-injection"),
-        # the checkout's token left in .git/config for every later step
-        ("persist-credentials: false", "persist-credentials: true", "artipacked"),
+        # the checkout's token left in .git/config (the default) for every later step to leak
+        ("\n          persist-credentials: false", "", "artipacked"),
     ],
 )  # fmt: skip
 def test_zizmor_reports_a_planted_weakness(tmp_path: Path, old: str, new: str, audit: str) -> None:

@@ -30,7 +30,7 @@ from payload_archive import build_payload, read_version  # noqa: E402
 
 PACKAGE = ROOT / "installer" / "mam_install"
 # The build venv and the unpacked dependencies are cached here, keyed by the lock files' hashes;
-# MAM_BUILD_DIR shares one cache between checkouts (the reproducibility test uses it).
+# MAM_BUILD_DIR puts it elsewhere (any path: the bytes built do not depend on it).
 BUILD = Path(os.environ.get("MAM_BUILD_DIR") or ROOT / "build")
 ENTRY_POINT = "mam_install.cli:main"
 SHEBANG = "/usr/bin/env python3"

@@ -7,8 +7,8 @@ kept while they still fit (uv reads the old lock as its preferences), so a run w
 inputs rewrites the same bytes; `--upgrade` or `--upgrade-package NAME` moves them.
 
 usage: python3 scripts/lock.py [--check] [--upgrade | --upgrade-package NAME] [LOCK ...]
-  LOCK     pyz, build, test, sign (default: all, in that order: later locks are constrained by
-           earlier ones)
+  LOCK     pyz, build, test, sign, ansible, ansible-sanity (default: all, in that order: later
+           locks are constrained by earlier ones)
   --check  write nothing; exit 1 naming each lock that would change
 """
 
@@ -23,17 +23,19 @@ import tempfile
 from pathlib import Path
 
 CHECKSUMS = Path(__file__).resolve().parent.parent / "checksums"
-COMMON = ("pip", "compile", "-q", "--generate-hashes", "--no-header", "--python-version", "3.9")
+COMMON = ("pip", "compile", "-q", "--generate-hashes", "--no-header")
+OLDEST = ("--python-version", "3.9")  # the oldest Python supported
 
-# name -> the uv arguments after COMMON, before `-o`. Python 3.9 is the oldest supported.
+# name -> the uv arguments after COMMON, before `-o`.
 LOCKS: dict[str, tuple[str, ...]] = {
     # Embedded in the pyz, which is built once and runs on 3.9-3.13: resolved for 3.9, where
     # the most backports are needed, and pure Python.
-    "pyz": ("pyz-requirements.in",),
+    "pyz": (*OLDEST, "pyz-requirements.in"),
     # shiv, for scripts/build.py's build venv.
-    "build": ("build-requirements.in",),
+    "build": (*OLDEST, "build-requirements.in"),
     # The test venv, on every Python 3.9-3.13 and platform: universal, with markers.
     "test": (
+        *OLDEST,
         "--universal",
         "-c",
         "pyz-requirements.txt",
@@ -41,7 +43,11 @@ LOCKS: dict[str, tuple[str, ...]] = {
         "test-requirements.in",
     ),
     # Signing in the release workflow: sigstore at the version the tests verify with.
-    "sign": ("--universal", "-c", "test-requirements.txt", "sign-requirements.in"),
+    "sign": (*OLDEST, "--universal", "-c", "test-requirements.txt", "sign-requirements.in"),
+    # The Ansible tests' controller (tests/ansible_env.py): ansible-core needs Python >= 3.11.
+    "ansible": ("--python-version", "3.11", "--universal", "ansible-requirements.in"),
+    # What ansible-test sanity installs, downloaded hash-checked by tests/test_ansible_lint.py.
+    "ansible-sanity": ("--python-version", "3.11", "--universal", "ansible-sanity-requirements.in"),
 }
 
 

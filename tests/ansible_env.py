@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scripts.locked_install import create_venv, install_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "checksums" / "ansible-requirements.txt"
 VENV = ROOT / ".venv-ansible"
@@ -58,15 +60,10 @@ def ensure_ansible_venv() -> Path:
     if base is None:
         raise RuntimeError("no CPython >= 3.11 on this machine for the Ansible controller")
     shutil.rmtree(VENV, ignore_errors=True)
-    steps = [
-        [base, "-m", "venv", str(VENV)],
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--require-hashes",
-         "--only-binary=:all:", "-r", str(LOCK)],
-        [str(bin_dir / "python"), "-m", "pip", "check"],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(step)} failed:\n{done.stdout}{done.stderr}")
+    try:  # the one way every lock is installed
+        install_lock(create_venv(VENV, base), LOCK)
+    except subprocess.CalledProcessError as error:
+        command = " ".join(map(str, error.cmd))
+        raise RuntimeError(f"{command} failed (its output is above)") from None
     marker.write_text(digest)
     return bin_dir

@@ -497,6 +497,22 @@ def write_atomic_at(
             _fsync_dir(dfd)
 
 
+def create_new_at(root: Path, rel: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``root/rel`` with ``data``; FileExistsError if anything is there already.
+
+    For small files that any of several racing runs may create (no temp name to collide on),
+    reached without following a symlink.
+    """
+    parent, name = _parent_and_name(rel)
+    with open_dir(root, parent) as dfd:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+        fd = os.open(name, flags, mode, dir_fd=dfd)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
 def _remove_tree_at(dfd: int, name: str) -> None:
     st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):

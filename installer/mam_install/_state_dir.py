@@ -73,12 +73,18 @@ def check_state_dir(layout: ScopeLayout) -> None:
 def ensure_state_dir(layout: ScopeLayout) -> bool:
     """Create the state directory (with its ``.gitignore``) if missing; True if created."""
     check_state_dir(layout)
-    created = False
-    if not layout.state_dir.exists():
+    # Runs racing for the lock all come here before any holds it: each step must let
+    # another run have done it first.
+    try:
         layout.state_dir.mkdir(mode=0o755)
         created = True
-    if layout.state_dir != layout.anchor and not (layout.state_dir / GITIGNORE_NAME).exists():
-        fsops.write_atomic_at(layout.anchor, layout.from_anchor(GITIGNORE_NAME), GITIGNORE)
+    except FileExistsError:
+        created = False
+    if layout.state_dir != layout.anchor:
+        try:
+            fsops.create_new_at(layout.anchor, layout.from_anchor(GITIGNORE_NAME), GITIGNORE)
+        except FileExistsError:
+            pass
     return created
 
 

@@ -1,8 +1,9 @@
 """Three managed hosts on this machine: an OpenSSH server on 127.0.0.1 and three users.
 
-Each user (mamtest1..3) has its own HOME (made by useradd from /etc/skel) and a workspace in
-it, logs in only with a key this helper made, and is reached the way Ansible reaches any host:
-ssh with a pinned host key. Needs root (useradd, an sshd that can switch users); CI runs so.
+Each user (mamt<pid>a..c: named per run, so two runs on one machine never share an account)
+has its own HOME (made by useradd from /etc/skel) and a workspace in it, logs in only with a
+key this helper made, and is reached the way Ansible reaches any host: ssh with a pinned host
+key. Needs root (useradd, an sshd that can switch users); CI runs so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-USERS = ("mamtest1", "mamtest2", "mamtest3")
+_USER_PREFIX = "mamt"
+USERS = tuple(f"{_USER_PREFIX}{os.getpid()}{suffix}" for suffix in "abc")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
@@ -100,8 +102,22 @@ def _remove_user(user: str) -> None:
         subprocess.run(["userdel", "--force", "--remove", user], capture_output=True)
 
 
+def _remove_users_of_dead_runs() -> None:
+    """Accounts a killed run left behind: its pid is in the name and no longer alive."""
+    for entry in pwd.getpwall():
+        digits = entry.pw_name[len(_USER_PREFIX) : -1]
+        if not (entry.pw_name.startswith(_USER_PREFIX) and digits.isdigit()):
+            continue
+        try:
+            os.kill(int(digits), 0)
+        except ProcessLookupError:
+            _remove_user(entry.pw_name)
+        except PermissionError:
+            pass
+
+
 def _add_user(user: str, home: Path, public_key: str) -> ManagedHost:
-    _remove_user(user)  # left over by a run that was killed
+    _remove_user(user)  # left over by a killed run whose pid this run now has
     # '*' and not useradd's default '!': sshd without PAM refuses a locked account.
     _run(["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/sh",
           "--user-group", "--password", "*", user])
@@ -162,6 +178,7 @@ def running_fleet() -> Iterator[Fleet]:
     server = None
     hosts: list[ManagedHost] = []
     try:
+        _remove_users_of_dead_runs()
         hosts = [_add_user(user, base / "home" / user, public_key) for user in USERS]
         for attempt in range(3):  # another process may take the free port before sshd binds
             port = _free_port()

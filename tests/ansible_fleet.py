@@ -1,6 +1,6 @@
 """Three managed hosts on this machine: an OpenSSH server on 127.0.0.1 and three users.
 
-Each user (mamt<pid>a..c: named per run, so two runs on one machine never share an account)
+Each user (mamt<pid>1..3: named per run, so two runs on one machine never share an account)
 has its own HOME (made by useradd from /etc/skel) and a workspace in it, logs in only with a
 key this helper made, and is reached the way Ansible reaches any host: ssh with a pinned host
 key. Needs root (useradd, an sshd that can switch users); CI runs so.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 _USER_PREFIX = "mamt"
-USERS = tuple(f"{_USER_PREFIX}{os.getpid()}{suffix}" for suffix in "abc")
+USERS = tuple(f"{_USER_PREFIX}{os.getpid()}{suffix}" for suffix in "123")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 

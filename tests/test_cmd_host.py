@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mam_install._cmd_host import HostOptions, run_host_install, run_host_uninstall
 from mam_install._detect import Host, WorkspaceInfo
-from mam_install._errors import ActionFailed, ReceiptError, UsageError
+from mam_install._driver import RunOptions, drive
+from mam_install._errors import ActionFailed, IntegrityError, ReceiptError, UsageError
 from mam_install._feedback import ConsoleFeedback
 from mam_install._host_actions import BLOCK_BEGIN
+from mam_install._host_options import HostOptions
+from mam_install._host_scope import HostScope
+from mam_install._lazy_source import LazyStaged
 from mam_install._runner import Completed, RecordingRunner
 from mam_install._shells import RcFile
 from test_host_planner import (  # noqa: F401 - host_release_fixture is the host_release fixture
@@ -56,17 +59,25 @@ def with_rc(home: Path, host: Host, *names: tuple[str, str]) -> Host:
 
 def install(release: Path, host: Host, runner: RecordingRunner,
             options: HostOptions = YES) -> tuple[dict[str, Any], ConsoleFeedback]:
+    """The host scope's install through the driver, as `install` runs it."""
     feedback = ConsoleFeedback(verbosity=-1)
+    run = RunOptions(dry_run=options.dry_run, assume_yes=options.assume_yes,
+                     allow_downgrade=options.allow_downgrade, lock_timeout=options.lock_timeout)
     with staged(release) as (stage, staging):
-        return run_host_install(stage, staging, options, feedback, host, runner=runner), feedback
+        scope = HostScope.for_install(
+            host, feedback, source=LazyStaged.of(stage, staging, feedback), options=options,
+            runner=runner, render_dir=staging.path / "host-rendered",
+        )
+        return drive(scope, "install", run, feedback).to_json(), feedback
 
 
 def uninstall(
-    host: Host, runner: RecordingRunner, **kw: Any
+    host: Host, runner: RecordingRunner, *, dry_run: bool = False, assume_yes: bool = True
 ) -> tuple[dict[str, Any], ConsoleFeedback]:
     feedback = ConsoleFeedback(verbosity=-1)
-    kw.setdefault("dry_run", False)
-    return run_host_uninstall(feedback, lock_timeout=5, runner=runner, host=host, **kw), feedback
+    scope = HostScope.for_install(host, feedback, runner=runner)
+    run = RunOptions(dry_run=dry_run, assume_yes=assume_yes, lock_timeout=5)
+    return drive(scope, "uninstall", run, feedback).to_json(), feedback
 
 
 def said(feedback: ConsoleFeedback) -> str:
@@ -240,14 +251,23 @@ def test_an_upgrade_replaces_pristine_tools_and_keeps_an_edited_one(host_release
     assert (home / ".profile").read_bytes().count(BLOCK_BEGIN.encode()) == 1
 
 
-def test_an_older_payload_leaves_a_newer_host_alone(host_release, home, runner):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_host_downgrade_is_refused_with_exit_5_by_the_dry_run_and_the_real_run_alike(
+    host_release, home, runner, dry_run
+):
     host = fake_host(home)
     install(host_release["1.0.0"], host, runner)
-    receipt = (home / ".local/share/mam/install-receipt.json").read_bytes()
-    document, feedback = install(host_release["0.9.0"], host, runner)
-    assert not document["applied"]
-    assert any("newer than 0.9.0" in w for w in feedback.warnings)
-    assert (home / ".local/share/mam/install-receipt.json").read_bytes() == receipt
+    before = tree(home)
+    with pytest.raises(IntegrityError) as refused:
+        install(host_release["0.9.0"], host, runner, dataclasses.replace(YES, dry_run=dry_run))
+    assert refused.value.exit_code == 5
+    assert "refusing to downgrade" in str(refused.value) and "--allow-downgrade" in str(
+        refused.value
+    )
+    assert tree(home) == before
+    allowed = dataclasses.replace(YES, allow_downgrade=True)
+    document, _ = install(host_release["0.9.0"], host, runner, allowed)
+    assert document["applied"] and document["payload_version"] == "0.9.0"
 
 
 def test_a_dry_run_changes_nothing_and_lists_the_steps(host_release, home, runner):
@@ -257,7 +277,7 @@ def test_a_dry_run_changes_nothing_and_lists_the_steps(host_release, home, runne
     document, _ = install(host_release["1.0.0"], host, runner,
                           dataclasses.replace(YES, dry_run=True))
     assert tree(home) == before and runner.calls == []
-    assert not document["applied"] and document["dry_run"]
+    assert not document["applied"] and document["reason"] == "dry run"
     assert any(step.startswith(f"Append to `{home / '.profile'}`") for step in document["steps"])
     assert any(step.startswith(f"Write `{home}/.local/share/mam/bin/lib.sh` (0755")
                for step in document["steps"])
@@ -289,7 +309,7 @@ def test_an_interrupted_run_is_undone_before_the_next_install(host_release, home
 
 
 def test_uninstall_without_a_host_receipt_is_a_receipt_error(home, runner):
-    with pytest.raises(ReceiptError, match="no host receipt"):
+    with pytest.raises(ReceiptError, match="no receipt at .*mam is not installed"):
         uninstall(fake_host(home), runner)
 
 

@@ -88,7 +88,7 @@ def test_full_disk_mid_upgrade_rolls_back_to_v1_exactly(tmp_path, small_disk, re
     assert tree(ws) == before
     filler.unlink()
     status = cli("--json", "status", "--workspace", ws)
-    assert status.json()["payload_version"] == "1.0.0"
+    assert status.scope()["payload_version"] == "1.0.0"
 
 
 def test_uninstall_continues_past_a_failure_and_exits_8_keeping_the_rest_in_the_receipt(
@@ -113,7 +113,7 @@ def test_uninstall_continues_past_a_failure_and_exits_8_keeping_the_rest_in_the_
             ][0],
         }
         status = cli("--json", "status", "--workspace", ws)
-        assert status.json()["files"] == {".agents/skills/tmux/send-message.sh": "pristine"}
+        assert status.scope()["states"] == {".agents/skills/tmux/send-message.sh": "pristine"}
     again = cli("uninstall", "--workspace", ws)
     assert again.exit_code == 0, again.stderr
     assert list(ws.iterdir()) == []

@@ -159,7 +159,7 @@ def test_install_from_a_pinned_git_commit(git_repo, tmp_path):
     assert run.exit_code == 0, run.stderr
     assert tree(ws) == V1
     status = cli("--json", "plan", "--workspace", ws, "--from", f"git+file://{repo}@{commit}")
-    assert status.json()["source"]["commit"] == commit
+    assert status.scope()["plan"]["source"]["commit"] == commit
 
 
 def test_a_wrong_commit_or_a_bare_tag_is_refused(git_repo, tmp_path):

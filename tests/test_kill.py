@@ -66,14 +66,22 @@ def test_killed_upgrade_is_finished_by_the_next_upgrade_at_every_point(tmp_path,
 
 
 @pytest.mark.parametrize("point", [1, 4, 9, 14, 19])
-def test_killed_upgrade_is_undone_by_status(tmp_path, releases, point):
+def test_killed_upgrade_is_reported_by_status_and_undone_by_rollback(tmp_path, releases, point):
     ws = tmp_path / "ws"
     before = v1_workspace(ws, releases["1.0.0"])
     assert killed_upgrade(ws, releases["2.0.0"], point)
+    receipt = (ws / ".mam/install-receipt.json").read_bytes()
+    half_done = tree(ws)
     status = run("--json", "status", "--workspace", ws)
-    assert "interrupted" in status.stderr
+    assert status.returncode == 11 and "interrupted" in status.stderr
+    assert "`mam-install rollback --workspace" in status.stderr
+    assert json.loads(status.stdout)["exit_code"] == 11
+    # A read command reads: not a byte of the half-done run is changed.
+    assert tree(ws) == half_done and (ws / ".mam/install-receipt.json").read_bytes() == receipt
+    assert run("rollback", "--workspace", ws).returncode == 0
     assert tree(ws) == before
-    assert json.loads(status.stdout)["payload_version"] == "1.0.0"
+    again = run("--json", "status", "--workspace", ws)
+    assert json.loads(again.stdout)["scopes"]["workspace"]["payload_version"] == "1.0.0"
 
 
 @pytest.mark.parametrize("point", [2, 6, 11])

@@ -141,7 +141,7 @@ def test_a_schema_2_receipt_keeps_every_decision_through_an_upgrade(tmp_path, re
     shutil.copy(FIXTURES / "0.1.0-schema-2-workspace.json", ws / ".mam/install-receipt.json")
     status = cli("--json", "status", "--workspace", ws)
     assert status.exit_code == 4
-    assert status.json()["files"] == {
+    assert status.scope()["states"] == {
         ".agents/skills/lib.sh": "pristine",
         ".agents/skills/mqtt/mam_mqtt.py": "pristine",
         ".agents/skills/tmux/send-message.sh": "deleted",

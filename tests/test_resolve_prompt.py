@@ -85,7 +85,7 @@ def test_the_diff_is_shown_on_request_then_taking_ours_replaces_the_file(tmux, t
     assert "EXIT=0" in screen, screen
     assert (ws / "AGENT.md").read_bytes() == OURS
     assert not (ws / "AGENT.md.mam-new").exists()
-    assert cli("--json", "status", "--workspace", ws).json()["files"]["AGENT.md"] == "pristine"
+    assert cli("--json", "status", "--workspace", ws).scope()["states"]["AGENT.md"] == "pristine"
 
 
 @pytest.mark.parametrize(("key", "kept"), [("k", True), ("s", False)])
@@ -98,5 +98,5 @@ def test_keeping_mine_or_skipping_on_a_terminal(tmux, tmp_path, releases, key, k
     assert "EXIT=0" in screen, screen
     assert (ws / "AGENT.md").read_bytes() == MINE
     assert (ws / "AGENT.md.mam-new").exists() is not kept
-    state = cli("--json", "status", "--workspace", ws).json()["files"]["AGENT.md"]
+    state = cli("--json", "status", "--workspace", ws).scope()["states"]["AGENT.md"]
     assert state == ("kept" if kept else "pending")

@@ -86,7 +86,7 @@ class Workspace:
     def status(self, code: int) -> dict[str, str]:
         done = self.mam("status", "--json")
         assert done.returncode == code, done.stderr
-        files: dict[str, str] = json.loads(done.stdout)["files"]
+        files: dict[str, str] = json.loads(done.stdout)["scopes"]["workspace"]["states"]
         human = self.mam("status")
         assert human.returncode == code, human.stderr
         counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(files).items()))
@@ -251,7 +251,7 @@ def test_a_hand_made_install_is_adopted_upgraded_and_uninstalled_like_mams_own(w
     (ws.path / "notes.txt").write_bytes(MINE)  # the user's own file, never mam's
     done = ws.mam("--json", "upgrade", "-y", "--no-host", *pinned(ws.versions["0.2.0"]))
     assert done.returncode == 0, done.stderr
-    doc: dict[str, Any] = json.loads(done.stdout)
+    doc: dict[str, Any] = json.loads(done.stdout)["scopes"]["workspace"]
     receipt = json.loads((ws.path / ".mam/install-receipt.json").read_text())
     adopted = {a["path"]: a["adopted_from"] for a in receipt["actions"] if a.get("adopted_from")}
     assert adopted[AGENT] == adopted[LIB] == version
@@ -278,7 +278,7 @@ def test_the_counts_add_up_to_the_plan(ws):
     (ws.path / SEND).unlink()
     done = ws.mam("--json", "-v", "upgrade", "-y", "--no-host", *pinned(ws.versions["0.2.0"]))
     assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    doc = json.loads(done.stdout)["scopes"]["workspace"]
     changes = doc["changes"]
     decided = [a for a in doc["plan"]["actions"] if a["tag"] != "create_directory"
                and not (a["tag"] == "keep_file" and a["reason"] == "pending")]

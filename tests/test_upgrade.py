@@ -69,7 +69,7 @@ def test_a_deleted_file_stays_deleted_on_reinstall_until_restore(ws, releases):
     assert run("install", ws, releases["1.0.0"]).exit_code == 0
     assert not (ws / ".env.example").exists()
     status = cli("--json", "status", "--workspace", ws)
-    assert status.exit_code == 0 and status.json()["files"][".env.example"] == "deleted"
+    assert status.exit_code == 0 and status.scope()["states"][".env.example"] == "deleted"
     done = cli("restore", "--workspace", ws, *pinned(releases["1.0.0"]), ws / ".env.example")
     assert done.exit_code == 0, done.stderr
     assert tree(ws) == V1
@@ -85,7 +85,7 @@ def test_rollback_returns_the_exact_v1_tree(ws, releases):
     assert result.exit_code == 0, result.stderr
     assert tree(ws) == before
     status = cli("--json", "status", "--workspace", ws)
-    assert status.json()["payload_version"] == "1.0.0"
+    assert status.scope()["payload_version"] == "1.0.0"
 
 
 def test_rollback_after_a_first_install_says_to_uninstall(ws, releases):
@@ -133,7 +133,7 @@ def test_plan_json_shows_each_decision_before_anything_changes(ws, releases):
     before = tree(ws)
     result = cli("--json", "plan", "--workspace", ws, *pinned(releases["2.0.0"]))
     assert result.exit_code == 0
-    actions = result.json()["actions"]
+    actions = result.scope()["plan"]["actions"]
     decisions = {(a["tag"], a.get("path")) for a in actions}
     assert ("keep_file", "AGENT.md") in decisions
     assert ("write_file", "AGENT.md.mam-new") in decisions
@@ -150,7 +150,7 @@ def test_pending_mam_new_is_reported_by_status_and_replaced_by_next_upgrade(ws, 
     (ws / "AGENT.md").write_bytes(b"mine\n")
     run("upgrade", ws, releases["2.0.0"])
     status = cli("--json", "status", "--workspace", ws)
-    assert status.json()["files"]["AGENT.md"] == "pending"
+    assert status.scope()["states"]["AGENT.md"] == "pending"
     v3_files = dict(V2_FILES)
     v3_files["workspace/AGENT.md"] = (b"# v3\n", 0o644)
     v3 = make_release(tmp_path, v3_files, "3.0.0")

@@ -61,7 +61,7 @@ def test_pre_existing_identical_file_is_adopted_as_mams_and_uninstalled_like_one
     assert install(ws, releases["1.0.0"])[0] == 0
     assert not (ws / "AGENT.md.mam-new").exists()
     status = cli("--json", "status", "--workspace", ws)
-    assert status.exit_code == 0 and status.json()["files"]["AGENT.md"] == "pristine"
+    assert status.exit_code == 0 and status.scope()["states"]["AGENT.md"] == "pristine"
     assert cli("uninstall", "--workspace", ws).exit_code == 0
     assert tree(ws) == {}
 
@@ -136,7 +136,7 @@ def test_dry_run_and_plan_change_nothing(tmp_path, releases):
     assert list(ws.iterdir()) == []
     plan = cli("--json", "plan", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert plan.exit_code == 0
-    doc = plan.json()
+    doc = plan.scope()["plan"]
     assert doc["payload_version"] == "1.0.0"
     assert {a["tag"] for a in doc["actions"]} >= {"write_file", "create_directory"}
     assert list(ws.iterdir()) == []
@@ -149,7 +149,8 @@ def test_json_is_accepted_after_the_command_name_too(tmp_path, releases):
     assert run.exit_code == 0
     doc = run.json()
     assert doc["ok"] is True and doc["exit_code"] == 0
-    assert sorted(doc["changes"]["write"]) == sorted(p.split("/", 1)[1] for p in V1_FILES)
+    written = doc["scopes"]["workspace"]["changes"]["write"]
+    assert sorted(written) == sorted(p.split("/", 1)[1] for p in V1_FILES)
 
 
 def test_status_reports_pristine_modified_missing_and_exits_nonzero(tmp_path, releases):
@@ -161,7 +162,7 @@ def test_status_reports_pristine_modified_missing_and_exits_nonzero(tmp_path, re
     (ws / ".env.example").unlink()
     run = cli("--json", "status", "--workspace", ws)
     assert run.exit_code == 4
-    files = run.json()["files"]
+    files = run.scope()["states"]
     assert files["AGENT.md"] == "modified"
     assert files[".env.example"] == "missing"
     assert files[".agents/skills/lib.sh"] == "pristine"

@@ -1,104 +1,74 @@
-"""`uninstall` and `rollback` for the workspace scope: undo what the receipt says we did."""
+"""`uninstall` (a workspace, `--host`, or `--all`) and `rollback`, through the driver."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any
 
-from ._action import Context
-from ._confirm import confirm
-from ._errors import ReceiptError, RevertIncomplete
+from ._driver import RunOptions, drive
+from ._errors import ReceiptError
 from ._feedback import ConsoleFeedback
-from ._file_planner import plan_uninstall
-from ._layout import find_workspace, workspace_layout
-from ._lock import lock_for
-from ._plan import InstallPlan, read_receipt
-from ._runner import SubprocessRunner
-from ._state_dir import check_state_dir
-from ._transaction import keep_what_is_left, recover, remove_state_dir, rollback_last, run_plan
+from ._result import CommandResult, ScopeResult
+from ._scopes import Which, scopes_for
 
 
 def run_uninstall(
     workspace: Path | None,
     feedback: ConsoleFeedback,
     *,
+    which: Which = "workspace",
     dry_run: bool,
     lock_timeout: float,
     assume_yes: bool = False,
-) -> dict[str, Any]:
-    root = find_workspace(Path.cwd(), workspace)
-    layout = workspace_layout(root)
-    ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
-    receipt = read_receipt(layout)
-    if receipt is None:
-        raise ReceiptError(
-            f"no receipt at {layout.receipt}: mam-install did not install anything in {root} "
-            "(or it was removed already); nothing was changed"
-        )
-    if dry_run:
-        steps = [a.describe_execute() for a in plan_uninstall(root, receipt) if a.needs_execute]
-        return {"command": "uninstall", "workspace": str(root), "applied": False, "steps": steps}
-    with lock_for(layout.lock, timeout=lock_timeout):
-        recover(layout, ctx)
-        receipt = read_receipt(layout)
-        if receipt is None:
-            raise ReceiptError(f"no receipt at {layout.receipt} after undoing an interrupted run")
-        actions = plan_uninstall(root, receipt)
-        confirm(
-            [a.describe_execute() for a in actions if a.needs_execute],
-            f"Remove mam {receipt.plan.payload_version} from {root}?",
-            assume_yes=assume_yes,
-            feedback=feedback,
-        )
-        plan = InstallPlan(
-            scope="workspace",
-            installer_version=receipt.plan.installer_version,
-            payload_version=receipt.plan.payload_version,
-            source=receipt.plan.source,
-            settings=receipt.plan.settings,
-            host=receipt.plan.host,
-            actions=actions,
-        )
+) -> CommandResult:
+    """Remove what each scope's receipt says we wrote and the user did not change; ``all``
+    also removes the installer's own extractions and logs, never a file of the user's."""
+    run = RunOptions(dry_run=dry_run, assume_yes=assume_yes, lock_timeout=lock_timeout)
+    results: dict[str, ScopeResult] = {}
+    scopes = scopes_for(workspace, which)
+    for scope in scopes:
+        scope.check(mutating=False)
+    for scope in scopes:
         try:
-            run_plan(plan, layout, ctx, receipt, keep_going=True)
-        except RevertIncomplete:
-            keep_what_is_left(receipt, plan, layout)
-            raise
-        kept = [a.describe_execute() for a in plan.actions if a.state == "skipped"]
-        for line in kept:
-            feedback.warn(line)
-    remove_state_dir(layout)
-    feedback.info(f"removed mam {receipt.plan.payload_version} from {root}")
-    return {
-        "command": "uninstall",
-        "workspace": str(root),
-        "applied": True,
-        "removed": [getattr(a, "path", "") for a in plan.actions if a.tag == "remove_file"],
-        "kept": kept,
-    }
+            results[scope.kind] = drive(scope, "uninstall", run, feedback)
+        except ReceiptError:
+            if which != "all" or scope.layout.state_dir.is_dir():
+                raise
+            results[scope.kind] = ScopeResult(
+                scope=scope.kind, root=str(scope.root), reason="not installed"
+            )
+    body: dict[str, object] = {}
+    if which == "all":
+        body["removed"] = [str(p) for p in _installer_leftovers(feedback, dry_run=dry_run)]
+    return CommandResult(command="uninstall", dry_run=dry_run, scopes=results, body=body)
+
+
+def _installer_leftovers(feedback: ConsoleFeedback, *, dry_run: bool) -> list[Path]:
+    """The pyz's extractions under ~/.shiv, the download cache and mam-install's own logs."""
+    import platformdirs
+
+    from ._cmd_cache import shiv_root, stale_extractions
+    from ._debug_log import log_files
+
+    targets = stale_extractions(shiv_root(), None)
+    cache = Path(platformdirs.user_cache_dir("mam", appauthor=False))
+    if cache.is_dir() and not cache.is_symlink():
+        targets.append(cache)
+    targets += log_files()
+    for target in targets:
+        feedback.info(f"{'would remove' if dry_run else 'removing'} {target}")
+        if dry_run:
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    return targets
 
 
 def run_rollback(
-    workspace: Path | None, feedback: ConsoleFeedback, *, lock_timeout: float
-) -> dict[str, Any]:
-    root = find_workspace(Path.cwd(), workspace)
-    layout = workspace_layout(root)
-    ctx = Context(root=root, runner=SubprocessRunner(), feedback=feedback)
-    check_state_dir(layout)  # before the lock file is opened in it
-    with lock_for(layout.lock, timeout=lock_timeout):
-        if recover(layout, ctx):
-            feedback.info(f"undid the interrupted run in {root}; that was the rollback")
-            restored = read_receipt(layout)
-        else:
-            current = read_receipt(layout)
-            restored = rollback_last(layout, ctx)
-            version = current.plan.payload_version if current else "?"
-            feedback.info(
-                f"rolled {root} back from mam {version} to "
-                f"{restored.plan.payload_version if restored else 'nothing'}"
-            )
-    return {
-        "command": "rollback",
-        "workspace": str(root),
-        "payload_version": restored.plan.payload_version if restored else None,
-    }
+    workspace: Path | None, feedback: ConsoleFeedback, *, host: bool, lock_timeout: float
+) -> CommandResult:
+    scope = scopes_for(workspace, "host" if host else "workspace")[0]
+    result = drive(scope, "rollback", RunOptions(lock_timeout=lock_timeout), feedback)
+    return CommandResult(command="rollback", scopes={scope.kind: result})

@@ -22,17 +22,22 @@ from typing import Any
 from . import _fsops as fsops
 from ._action import Action, Context
 from ._confirm import interactive
+from ._driver import RunOptions, drive
 from ._errors import ConflictError, ReceiptError, UsageError
 from ._feedback import ConsoleFeedback
 from ._file_actions import KeepFile, RemoveFile, ReplaceFile
 from ._layout import ScopeLayout, find_workspace, workspace_layout
+from ._lazy_source import LazyStaged
 from ._lock import lock_for
 from ._manifest import NEW_SUFFIX
 from ._plan import InstallPlan, Receipt, read_receipt
+from ._result import CommandResult
 from ._runner import SubprocessRunner
+from ._sources import SourceSpec
 from ._staging import Staging
 from ._state_dir import check_state_dir
 from ._transaction import recover, run_plan
+from ._workspace_scope import WorkspaceScope
 
 MAX_DIFF_BYTES = 1024 * 1024
 
@@ -244,17 +249,14 @@ def run_restore(
     *,
     assume_yes: bool,
     lock_timeout: float,
-) -> dict[str, Any]:
-    from ._cmd_install import InstallOptions, run_install
-    from ._sources import SourceSpec
-
+) -> CommandResult:
+    """Bring back deleted files of mam's: a workspace install that restores only them."""
     root = find_workspace(Path.cwd(), workspace)
-    opts = InstallOptions(
-        mode="restore",
-        workspace=root,
-        source=SourceSpec(source, sha256, False),
-        assume_yes=assume_yes,
-        lock_timeout=lock_timeout,
-        restore=frozenset(workspace_paths(root, paths)),
-    )
-    return run_install(opts, feedback)
+    run = RunOptions(assume_yes=assume_yes, lock_timeout=lock_timeout)
+    with Staging() as staging:
+        scope = WorkspaceScope(
+            root, LazyStaged(SourceSpec(source, sha256, False), staging, feedback),
+            restore=frozenset(workspace_paths(root, paths)), embedded_only=source is None,
+        )
+        result = drive(scope, "restore", run, feedback)
+    return CommandResult(command="restore", scopes={"workspace": result})

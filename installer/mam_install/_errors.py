@@ -10,6 +10,8 @@
     +-- RevertIncomplete     exit 8  undoing failed part-way; the receipt says what is left
     +-- BusyError            exit 9  another run holds the workspace lock
     +-- NetworkError         exit 10 a download failed: DNS, refused, timed out, proxy, HTTP 4xx/5xx
+    +-- InterruptedRun       exit 11 a run was interrupted: finish it with install, undo it with
+                                     rollback (what read commands report instead of repairing it)
 
 Foreign exceptions (OSError, tarfile.TarError, httpx.HTTPError, ...) are translated at the
 boundary with ``raise IntegrityError(...) from exc`` so that every error the user sees is one line
@@ -35,6 +37,7 @@ class ExitCode(enum.IntEnum):
     REVERT_INCOMPLETE = 8
     BUSY = 9
     NETWORK = 10
+    INTERRUPTED = 11
 
 
 class MamError(Exception):
@@ -87,3 +90,7 @@ class NetworkError(MamError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InterruptedRun(MamError):
+    exit_code = ExitCode.INTERRUPTED

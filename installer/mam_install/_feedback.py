@@ -1,4 +1,5 @@
-"""The feedback port's console implementation: human text on stderr, a debug log on disk.
+"""The feedback port's console implementation: human text on stderr, a debug log on disk
+(``_debug_log``).
 
 ``--json`` documents go to stdout and are written by the command, not here; in JSON mode the
 human text is still written to stderr (quieted to warnings) so CI logs stay readable.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -18,14 +20,13 @@ class ConsoleFeedback:
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     json_mode: bool = False
     stream: TextIO = field(default_factory=lambda: sys.stderr)
-    log_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     _log_lines: list[str] = field(default_factory=list)
 
     def _emit(self, level: str, message: str, minimum: int) -> None:
         self._log_lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level} {message}")
         if self.verbosity >= minimum:
-            self.stream.write(f"{message}\n")
+            self.stream.write(printable(f"{message}\n", self.stream))
             self.stream.flush()
 
     def info(self, message: str) -> None:
@@ -41,15 +42,26 @@ class ConsoleFeedback:
     def error(self, message: str) -> None:
         self._emit("ERROR", f"error: {message}", -99)
 
-    def flush_log(self) -> Path | None:
-        """Append this run's log to the debug log file; its path, or None if it is unwritable."""
-        if self.log_path is None or not self._log_lines:
+    def flush_log(self, argv: Sequence[str] = ()) -> Path | None:
+        """Append this run's log to the debug log; its path, or None if it is unwritable."""
+        if not self._log_lines:
             return None
-        try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                log.write("\n".join(self._log_lines) + "\n")
-        except OSError:
-            return None
-        self._log_lines.clear()
-        return self.log_path
+        from ._debug_log import write_run
+
+        path = write_run(self._log_lines, argv)
+        if path is not None:
+            self._log_lines.clear()
+        return path
+
+
+def printable(text: str, stream: TextIO) -> str:
+    """``text`` as ``stream`` can encode it: a path with a byte that is not UTF-8 (held as a
+    surrogate) is shown backslash-escaped instead of crashing the command."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        pass
+    return text

@@ -156,6 +156,18 @@ class WorkspaceLock:
         claimed.unlink()
         return False
 
+    def is_current(self) -> bool:
+        """Whether what is held is still the lock at ``path``: a run that waited while another
+        removed the state dir (an uninstall) holds a lock on a file nobody else can see."""
+        if self._fd is None:
+            return False
+        try:
+            if self._fd == -1:
+                return _read_owner(self._exclusive_path()) == f"{_hostname()} {os.getpid()}\n"
+            return os.path.samestat(os.fstat(self._fd), os.lstat(self.path))
+        except OSError:
+            return False
+
     def release(self) -> None:
         if self._fd is None:
             return

@@ -23,8 +23,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 unexpected, 2 usage, 3 platform, 4 conflict,
 5 integrity, 6 receipt, 7 action failed (rolled back), 8 revert incomplete, 9 busy,
-10 network.
+10 network, 11 interrupted run (finish it with install, undo it with rollback).
 Human text goes to stderr; --json documents go to stdout."""
+
+# The argv of this invocation, for the debug log's header and for --json before a command
+# exists to parse it (usage errors, --version).
+_ARGV: list[str] = []
+
+
+def _wants_json() -> bool:
+    return "--json" in _ARGV[: _ARGV.index("--")] if "--" in _ARGV else "--json" in _ARGV
 
 
 def _version_text() -> str:
@@ -35,9 +43,21 @@ def _version_text() -> str:
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
+    if not value or ctx.resilient_parsing:
+        return
+    if _wants_json():
+        from ._embedded import embedded_payload_version
+        from ._result import envelope
+
+        body = {
+            "installer_version": __version__,
+            "payload_version": embedded_payload_version(),
+            "python": sys.version.split()[0],
+        }
+        click.echo(json.dumps(envelope("version", 0, body), indent=2, sort_keys=True))
+    else:
         click.echo(_version_text())
-        ctx.exit(0)
+    ctx.exit(0)
 
 
 def output_options(func: F) -> F:
@@ -62,56 +82,104 @@ def _feedback(settings: Settings) -> Any:
     from ._feedback import ConsoleFeedback
 
     verbosity = -1 if settings.quiet else settings.verbose
-    return ConsoleFeedback(verbosity=verbosity, json_mode=settings.json_mode, log_path=_log_path())
+    return ConsoleFeedback(verbosity=verbosity, json_mode=settings.json_mode)
 
 
-def _log_path() -> Path | None:
-    try:
-        import platformdirs
+def _command_name(ctx: click.Context) -> str:
+    """``install``, ``cache clean``: the command's words without the program's name."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(names) or "mam-install"
 
-        return Path(platformdirs.user_log_dir("mam", appauthor=False)) / "mam-install.log"
-    except Exception:  # a broken HOME must not stop the command: the log is best effort
-        return None
+
+def plain(command: str, body: dict[str, Any], code: int = 0) -> Any:
+    """The result of a command without scopes (verify, doctor, cache clean, resolve)."""
+    from ._result import CommandResult
+
+    return CommandResult(command=command, exit_code=code, body=body)
 
 
-def _emit(settings: Settings, document: dict[str, Any], code: int) -> None:
+def _fail(feedback: Any, settings: Settings, command: str, message: str, code: int) -> None:
+    from ._report import error_document, json_text
+
+    feedback.error(message)
+    log = feedback.flush_log(_ARGV)
+    if log is not None:
+        feedback.stream.write(f"the debug log is {log}\n")
     if settings.json_mode:
-        document = {"schema": "mam-install/1", "exit_code": code, "ok": code == 0, **document}
-        click.echo(json.dumps(document, indent=2, sort_keys=True))
+        click.echo(json_text(error_document(command, code, message, str(log) if log else None)))
+    sys.exit(code)
 
 
-def command_runner(func: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., None]:
-    """Run a command body, turning MamError into its exit code and a one-line message."""
+def command_runner(func: Callable[..., Any]) -> Callable[..., None]:
+    """Run a command body and render its result; MamError becomes its exit code and a one-line
+    message, an OSError that escaped every scope exit 7, anything else exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, json_mode: bool, verbose: int, quiet: bool, **kwargs: Any) -> None:
-        parent = click.get_current_context().find_object(Settings) or Settings()
+        ctx = click.get_current_context()
+        parent = ctx.find_object(Settings) or Settings()
         settings = parent.merge(json_mode, verbose, quiet)
         feedback = _feedback(settings)
+        command = _command_name(ctx)
+        from ._report import json_text, render_text
+
         try:
-            document, code = func(*args, feedback=feedback, settings=settings, **kwargs)
+            result = func(*args, feedback=feedback, settings=settings, **kwargs)
         except MamError as exc:
-            feedback.error(str(exc))
-            log = feedback.flush_log()
-            _emit(settings, {"error": str(exc), "log": str(log) if log else None}, exc.exit_code)
-            sys.exit(int(exc.exit_code))
+            _fail(feedback, settings, command, str(exc), int(exc.exit_code))
+            return
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = f"{where}{exc.strerror or exc}"
+            _fail(feedback, settings, command, message, int(ExitCode.ACTION_FAILED))
+            return
         except Exception as exc:
             import traceback
 
             feedback.detail(traceback.format_exc())
-            log = feedback.flush_log()
-            where = f"; details in {log}" if log else ""
-            feedback.error(f"unexpected {type(exc).__name__}: {exc}{where}")
-            _emit(settings, {"error": f"{type(exc).__name__}: {exc}"}, ExitCode.UNEXPECTED)
-            sys.exit(int(ExitCode.UNEXPECTED))
-        feedback.flush_log()
-        _emit(settings, document, code)
-        sys.exit(code)
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            _fail(feedback, settings, command, message, int(ExitCode.UNEXPECTED))
+            return
+        result.command = command
+        feedback.flush_log(_ARGV)
+        if settings.json_mode:
+            click.echo(json_text(result.to_json()))
+        else:
+            render_text(result, feedback, sys.stderr)
+        sys.exit(result.exit_code)
 
     return output_options(wrapper)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+class MamGroup(click.Group):
+    """click's group, with usage errors as JSON documents too when --json was asked for."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        _ARGV[:] = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        try:
+            code = super().main(_ARGV, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if _wants_json():
+                from ._report import error_document, json_text
+
+                name = next((a for a in _ARGV if a in self.commands), "mam-install")
+                click.echo(json_text(error_document(name, exc.exit_code, exc.format_message(),
+                                                    None)))
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=MamGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -202,7 +270,7 @@ def install_options(func: F) -> F:
     return func
 
 
-def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[dict[str, Any], int]:
+def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> Any:
     from ._cmd_install import InstallOptions, run_install
     from ._host_options import HostOptions
     from ._sources import SourceSpec
@@ -211,7 +279,7 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
         no_units=kw["no_units"],
         no_modify_path=kw["no_modify_path"],
         enable_units=kw["enable_units"],
-        dry_run=kw["dry_run"],
+        dry_run=kw["dry_run"] or mode == "plan",
         assume_yes=kw["assume_yes"],
         lock_timeout=kw["lock_timeout"],
         allow_downgrade=kw["allow_downgrade"],
@@ -233,34 +301,21 @@ def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> tuple[d
         host=None if kw["no_host"] else host_options,
         on_conflict=kw["on_conflict"] or "beside",
     )
-    document = run_install(opts, feedback)
-    host = document.get("host")
-    if (opts.dry_run or mode == "plan") and not settings.json_mode:
-        workspace_steps = document["decisions"]
-        for scope, steps in (("workspace", workspace_steps), ("host", (host or {}).get("steps"))):
-            if steps is None:
-                continue
-            click.echo(f"{scope}:", err=True)
-            for step in steps or ["nothing to do: up to date"]:
-                click.echo(f"  {step}", err=True)
+    result = run_install(opts, feedback)
     if mode != "plan" and not opts.dry_run and not settings.json_mode and not settings.quiet:
-        for step in next_steps(document, no_modify_path=kw["no_modify_path"]):
+        for step in next_steps(result, no_modify_path=kw["no_modify_path"]):
             click.echo(step, err=True)
-    if mode == "plan" and settings.json_mode:
-        # The machine form of the plan: the workspace InstallPlan, and the host one beside it.
-        plan: dict[str, Any] = document["plan"]
-        return ({**plan, "host_plan": host.get("plan")} if host else plan), 0
-    return document, 0
+    return result
 
 
-def next_steps(document: dict[str, Any], *, no_modify_path: bool) -> list[str]:
+def next_steps(result: Any, *, no_modify_path: bool) -> list[str]:
     """What to do after an install, as rustup and Homebrew say it: get the PATH, configure,
     start (the start command itself was printed with the host install)."""
-    host = document.get("host") or {}
+    scopes = result.scopes or {}
+    host, ws = scopes.get("host"), scopes.get("workspace")
     steps: list[str] = []
-    data_dir = host.get("data_dir")
-    if data_dir and host.get("applied"):
-        env_sh, env_fish = Path(data_dir) / "env.sh", Path(data_dir) / "env.fish"
+    if host is not None and host.applied:
+        env_sh, env_fish = Path(host.root) / "env.sh", Path(host.root) / "env.fish"
         if no_modify_path:
             steps.append(
                 f"your shell rc files were not changed: add `. {env_sh}` to them (fish: "
@@ -271,8 +326,10 @@ def next_steps(document: dict[str, Any], *, no_modify_path: bool) -> list[str]:
                 f"open a new shell, or run `. {env_sh}` (fish: `source {env_fish}`), to put "
                 "mam-install and mam's tools on PATH"
             )
-    workspace = Path(document["workspace"])
-    if document.get("applied") and not (workspace / ".env").exists():
+    workspace = Path(ws.root) if ws is not None else None
+    if ws is not None and workspace is not None and ws.applied and not (
+        workspace / ".env"
+    ).exists():
         steps.append(f"copy {workspace / '.env.example'} to {workspace / '.env'} and fill it in")
     if steps:
         steps.append(
@@ -284,7 +341,7 @@ def next_steps(document: dict[str, Any], *, no_modify_path: bool) -> list[str]:
 @main.command()
 @install_options
 @command_runner
-def install(**kw: Any) -> tuple[dict[str, Any], int]:
+def install(**kw: Any) -> Any:
     """Install mam into a workspace (and, unless --no-host, for this user)."""
     return _install("install", **kw)
 
@@ -292,7 +349,7 @@ def install(**kw: Any) -> tuple[dict[str, Any], int]:
 @main.command()
 @install_options
 @command_runner
-def upgrade(**kw: Any) -> tuple[dict[str, Any], int]:
+def upgrade(**kw: Any) -> Any:
     """Upgrade an existing install (or adopt one made by hand); refuses downgrades."""
     return _install("upgrade", **kw)
 
@@ -300,18 +357,23 @@ def upgrade(**kw: Any) -> tuple[dict[str, Any], int]:
 @main.command()
 @install_options
 @command_runner
-def plan(**kw: Any) -> tuple[dict[str, Any], int]:
+def plan(**kw: Any) -> Any:
     """Print the plan (--json for the machine form); change nothing."""
     return _install("plan", **kw)
 
 
+def host_flag(help_text: str) -> Callable[[F], F]:
+    return click.option("--host", "host_scope", is_flag=True, help=help_text)
+
+
 @main.command()
 @workspace_option
+@host_flag("Remove the per-user tools, units and PATH blocks instead of a workspace.")
 @click.option(
-    "--host",
-    "host_scope",
+    "--all",
+    "all_scopes",
     is_flag=True,
-    help="Remove the per-user tools, units and PATH blocks instead of a workspace.",
+    help="Both scopes, the installer's ~/.shiv extractions, its cache and its logs.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
 @click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
@@ -322,54 +384,53 @@ def uninstall(
     settings: Settings,
     workspace: Path | None,
     host_scope: bool,
+    all_scopes: bool,
     dry_run: bool,
     assume_yes: bool,
     lock_timeout: float,
-) -> tuple[dict[str, Any], int]:
+) -> Any:
     """Remove what the receipt says mam-install wrote and you did not change."""
-    if host_scope:
-        from ._cmd_host import run_host_uninstall
+    from ._cmd_remove import run_uninstall
+    from ._scopes import Which
 
-        document = run_host_uninstall(
-            feedback, dry_run=dry_run, lock_timeout=lock_timeout, assume_yes=assume_yes
-        )
-    else:
-        from ._cmd_remove import run_uninstall
-
-        document = run_uninstall(
-            workspace, feedback, dry_run=dry_run, lock_timeout=lock_timeout, assume_yes=assume_yes
-        )
-    if dry_run and not settings.json_mode:
-        for step in document["steps"]:
-            click.echo(step, err=True)
-    return document, 0
+    if all_scopes and host_scope:
+        raise UsageError("--all already includes --host; pass one of them")
+    which: Which = "all" if all_scopes else "host" if host_scope else "workspace"
+    return run_uninstall(
+        workspace, feedback, which=which, dry_run=dry_run, lock_timeout=lock_timeout,
+        assume_yes=assume_yes,
+    )
 
 
 @main.command()
 @workspace_option
+@host_flag("Roll back the per-user scope instead of a workspace.")
 @lock_timeout_option
 @command_runner
 def rollback(
-    feedback: Any, settings: Settings, workspace: Path | None, lock_timeout: float
-) -> tuple[dict[str, Any], int]:
-    """Return the workspace to the version before the last upgrade."""
+    feedback: Any, settings: Settings, workspace: Path | None, host_scope: bool,
+    lock_timeout: float,
+) -> Any:
+    """Return the workspace (or --host) to the version before its last upgrade."""
     from ._cmd_remove import run_rollback
 
-    return run_rollback(workspace, feedback, lock_timeout=lock_timeout), 0
+    return run_rollback(workspace, feedback, host=host_scope, lock_timeout=lock_timeout)
 
 
 @main.command()
 @workspace_option
-@lock_timeout_option
+@host_flag("Compare the per-user scope with its receipt instead of a workspace.")
+@click.option("--lock-timeout", type=float, hidden=True, help="Ignored: status takes no lock.")
 @command_runner
 def status(
-    feedback: Any, settings: Settings, workspace: Path | None, lock_timeout: float
-) -> tuple[dict[str, Any], int]:
-    """Compare the workspace with its receipt: pristine, modified, missing, pending."""
+    feedback: Any, settings: Settings, workspace: Path | None, host_scope: bool,
+    lock_timeout: float | None,
+) -> Any:
+    """Compare the workspace (or --host) with its receipt; change nothing (exit 4: modified or
+    missing files, 11: an interrupted run)."""
     from ._cmd_status import run_status
 
-    document, healthy = run_status(workspace, feedback, lock_timeout=lock_timeout)
-    return document, 0 if healthy else int(ExitCode.CONFLICT)
+    return run_status(workspace, feedback, host=host_scope)
 
 
 @main.command()
@@ -386,11 +447,12 @@ def resolve(
     paths: tuple[Path, ...],
     choice: str | None,
     lock_timeout: float,
-) -> tuple[dict[str, Any], int]:
+) -> Any:
     """Close .mam-new conflicts (all, or PATH...); on a terminal without a flag, ask per file."""
     from ._cmd_resolve import run_resolve
 
-    return run_resolve(workspace, paths, choice, feedback, lock_timeout=lock_timeout), 0
+    return plain("resolve", run_resolve(workspace, paths, choice, feedback,
+                                        lock_timeout=lock_timeout))
 
 
 @main.command()
@@ -410,15 +472,14 @@ def restore(
     sha256: str | None,
     assume_yes: bool,
     lock_timeout: float,
-) -> tuple[dict[str, Any], int]:
+) -> Any:
     """Bring back files of mam's that you deleted (they stay deleted until you do)."""
     from ._cmd_resolve import run_restore
 
-    document = run_restore(
+    return run_restore(
         workspace, paths, source, sha256, feedback, assume_yes=assume_yes,
         lock_timeout=lock_timeout,
     )
-    return document, 0
 
 
 @main.command()
@@ -460,7 +521,7 @@ def verify(
     require_signature: bool,
     allow_dirty: bool,
     timeout: float | None,
-) -> tuple[dict[str, Any], int]:
+) -> Any:
     """Check a release directory or URL: sums, manifest, source, archive, pyz, bootstrap and
     (with --identity/--issuer, required for every artifact) sigstore signatures."""
     from ._download import DownloadSettings
@@ -479,13 +540,13 @@ def verify(
         feedback.info(f"{location}: verified ({len(report.findings)} checks)")
     else:
         feedback.error(f"{location}: {failed} of {len(report.findings)} checks failed")
-    return report.to_json(), 0 if report.ok else int(ExitCode.INTEGRITY)
+    return plain("verify", report.to_json(), 0 if report.ok else int(ExitCode.INTEGRITY))
 
 
 @main.command()
 @workspace_option
 @command_runner
-def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> tuple[dict[str, Any], int]:
+def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> Any:
     """Show what this machine has and lacks for mam, with the command that fixes each gap."""
     from ._detect import detect
     from ._doctor import doctor_report
@@ -494,7 +555,7 @@ def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> tuple[d
     report = doctor_report(detect(find_workspace(Path.cwd(), workspace)))
     if not settings.json_mode:
         click.echo(report.render_text(), err=True)
-    return report.to_json(), 0 if report.ok else int(ExitCode.PLATFORM)
+    return plain("doctor", report.to_json(), 0 if report.ok else int(ExitCode.PLATFORM))
 
 
 @main.group("self")
@@ -515,7 +576,7 @@ def self_update(
     sha256: str | None,
     allow_downgrade: bool,
     timeout: float | None,
-) -> tuple[dict[str, Any], int]:
+) -> Any:
     """Install the newest release's mam-install, if its signature or your pin vouches for it.
 
     The release is --from URL, else $MAM_RELEASE_URL, else the URL built into this installer."""
@@ -525,17 +586,17 @@ def self_update(
     if sha256 is not None and not is_sha256_hex(sha256):
         raise UsageError(f"--sha256 {sha256!r} is not 64 lowercase hex digits")
     options = SelfUpdateOptions(location, sha256, timeout, progress_for(settings), allow_downgrade)
-    return run_self_update(options, feedback), 0
+    return plain("self update", run_self_update(options, feedback))
 
 
 @self_group.command("uninstall")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed.")
 @command_runner
-def self_uninstall(feedback: Any, settings: Settings, dry_run: bool) -> tuple[dict[str, Any], int]:
+def self_uninstall(feedback: Any, settings: Settings, dry_run: bool) -> Any:
     """Remove `mam-install` from the per-user bin dir (mam itself stays installed)."""
     from ._cmd_self import run_self_uninstall
 
-    return run_self_uninstall(feedback, dry_run=dry_run), 0
+    return plain("self uninstall", run_self_uninstall(feedback, dry_run=dry_run))
 
 
 @main.group()
@@ -546,11 +607,11 @@ def cache() -> None:
 @cache.command("clean")
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
 @command_runner
-def cache_clean(feedback: Any, settings: Settings, dry_run: bool) -> tuple[dict[str, Any], int]:
+def cache_clean(feedback: Any, settings: Settings, dry_run: bool) -> Any:
     """Remove stale ~/.shiv extractions of older mam-install builds and the download cache."""
     from ._cmd_cache import run_cache_clean
 
-    return run_cache_clean(feedback, dry_run=dry_run), 0
+    return plain("cache clean", run_cache_clean(feedback, dry_run=dry_run))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -309,7 +309,7 @@ def test_an_interrupted_run_is_undone_before_the_next_install(host_release, home
 
 
 def test_uninstall_without_a_host_receipt_is_a_receipt_error(home, runner):
-    with pytest.raises(ReceiptError, match="no receipt at .*mam is not installed"):
+    with pytest.raises(ReceiptError, match=r"no receipt at .*mam is not installed"):
         uninstall(fake_host(home), runner)
 
 

@@ -80,6 +80,11 @@ class Action:
         """(path, sha256) of a file this action leaves in our care once completed, if any."""
         return None
 
+    def released(self) -> str | None:
+        """The key (as ``owned()`` names it) of a file this action takes out of our care once
+        completed (a removal), if any: what a partial uninstall's receipt stops claiming."""
+        return None
+
     @property
     def needs_execute(self) -> bool:
         return self.state in ("uncompleted", "progress")

@@ -40,7 +40,10 @@ def run_uninstall(
     body: dict[str, object] = {}
     if which == "all":
         body["removed"] = [str(p) for p in _installer_leftovers(feedback, dry_run=dry_run)]
-    return CommandResult(command="uninstall", dry_run=dry_run, scopes=results, body=body)
+    return CommandResult(
+        command="uninstall", dry_run=dry_run, scopes=results, body=body,
+        write_log=which != "all" or dry_run,
+    )
 
 
 def _installer_leftovers(feedback: ConsoleFeedback, *, dry_run: bool) -> list[Path]:

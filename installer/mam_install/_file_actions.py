@@ -285,6 +285,9 @@ class RemoveFile(Action):
     def check(self, ctx: Context) -> bool:
         return fsops.inspect(root_of(ctx, self.base), self.path).kind == "absent"
 
+    def released(self) -> str | None:
+        return owned_key(self.path, self.base)
+
 
 @register
 @dataclass

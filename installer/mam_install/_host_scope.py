@@ -11,7 +11,7 @@ from ._action import Action, Context
 from ._detect import Host
 from ._errors import ConflictError, PlatformError, ReceiptError, UsageError
 from ._feedback import ConsoleFeedback
-from ._file_actions import KeepFile, RemoveFile
+from ._file_actions import CreateDirectory, KeepFile, RemoveFile
 from ._file_planner import plan_uninstall
 from ._host_actions import AddRcBlock, RemoveRcBlock, RunCommand
 from ._host_layout import HostLayout, host_layout
@@ -169,6 +169,13 @@ class HostScope:
             self.host, staged.payload, self.host_layout, previous, self.options, render_dir,
             feedback=feedback,
         )
+        # The data dir (and what is missing above it) is the state dir: the driver makes it
+        # before the lock and removes it with the receipt. Leaving it out of the plan keeps the
+        # dry run (planned before it exists) equal to the real run (planned after).
+        state = {str(p) for p in (self.root, *self.root.parents)}
+        state |= {os.path.realpath(p) for p in state}
+        actions = [a for a in actions
+                   if not (isinstance(a, CreateDirectory) and file_of(a) in state)]
         plan = InstallPlan(
             scope="host",
             installer_version=__version__,

@@ -45,6 +45,7 @@ class CommandResult:
     dry_run: bool = False
     scopes: dict[str, ScopeResult] | None = None
     body: dict[str, Any] = field(default_factory=dict)  # commands without scopes
+    write_log: bool = True  # False after `uninstall --all` removed the logs
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {**self.body}

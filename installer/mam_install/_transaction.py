@@ -30,7 +30,6 @@ from pathlib import Path
 
 from ._action import Action, Context
 from ._errors import ActionFailed, MamError, ReceiptError, RevertIncomplete
-from ._file_actions import RemoveFile, owned_key
 from ._fsops import UnsafePath, batched_dir_syncs, open_dir
 from ._layout import GITIGNORE_NAME, ScopeLayout
 from ._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
@@ -252,9 +251,7 @@ def run_plan(
 def keep_what_is_left(installed: Receipt, removal: InstallPlan, layout: ScopeLayout) -> None:
     """After a partial uninstall, the receipt keeps exactly the files that are still ours."""
     removed = {
-        owned_key(a.path, a.base)
-        for a in removal.actions
-        if isinstance(a, RemoveFile) and a.state == "completed"
+        key for a in removal.actions if a.state == "completed" and (key := a.released())
     }
     for action in installed.plan.actions:
         pair = action.owned()

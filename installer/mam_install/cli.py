@@ -102,12 +102,14 @@ def plain(command: str, body: dict[str, Any], code: int = 0) -> Any:
 
 
 def _fail(feedback: Any, settings: Settings, command: str, message: str, code: int) -> None:
+    from ._feedback import printable
     from ._report import error_document, json_text
 
     feedback.error(message)
     log = feedback.flush_log(_ARGV)
     if log is not None:
-        feedback.stream.write(f"the debug log is {log}\n")
+        feedback.stream.write(printable(f"the debug log is {log}\n", feedback.stream))
+        feedback.stream.flush()
     if settings.json_mode:
         click.echo(json_text(error_document(command, code, message, str(log) if log else None)))
     sys.exit(code)
@@ -144,7 +146,8 @@ def command_runner(func: Callable[..., Any]) -> Callable[..., None]:
             _fail(feedback, settings, command, message, int(ExitCode.UNEXPECTED))
             return
         result.command = command
-        feedback.flush_log(_ARGV)
+        if result.write_log:
+            feedback.flush_log(_ARGV)
         if settings.json_mode:
             click.echo(json_text(result.to_json()))
         else:

@@ -86,7 +86,7 @@ def _host_steps(document: dict[str, Any]) -> list[str]:
 
 
 def test_host_install_and_upgrade_dry_runs_list_the_steps_the_real_runs_take(
-    host_release, home, runner
+    host_release, home, runner  # noqa: F811
 ):
     host = with_rc(home, fake_host(home), (".profile", "sh"))
     dry_options = dataclasses.replace(YES, dry_run=True)
@@ -101,7 +101,7 @@ def test_host_install_and_upgrade_dry_runs_list_the_steps_the_real_runs_take(
 
 
 def test_host_uninstall_dry_run_lists_the_steps_the_real_uninstall_takes(
-    host_release, home, runner
+    host_release, home, runner  # noqa: F811
 ):
     host = with_rc(home, fake_host(home), (".profile", "sh"))
     install(host_release["1.0.0"], host, runner)
@@ -161,12 +161,12 @@ def test_status_takes_no_lock_and_writes_nothing_into_the_state_dir(tmp_path, re
 # --- the host scope has status and rollback ---------------------------------------------------
 
 
-def _host_scope(home: Path, runner: Any) -> HostScope:
+def _host_scope(home: Path, runner: Any) -> HostScope:  # noqa: F811
     return HostScope(host_layout(system="linux", home=home), runner=runner)
 
 
 def test_status_host_reports_each_tool_unit_and_rc_block_by_its_check(
-    host_release, home, runner
+    host_release, home, runner  # noqa: F811
 ):
     host = with_rc(home, fake_host(home), (".profile", "sh"))
     install(host_release["1.0.0"], host, runner)
@@ -191,7 +191,7 @@ def test_status_host_reports_each_tool_unit_and_rc_block_by_its_check(
 
 
 def test_rollback_host_returns_to_the_version_before_the_last_upgrade(
-    host_release, home, runner
+    host_release, home, runner  # noqa: F811
 ):
     host = with_rc(home, fake_host(home), (".profile", "sh"))
     install(host_release["1.0.0"], host, runner)
@@ -206,7 +206,7 @@ def test_rollback_host_returns_to_the_version_before_the_last_upgrade(
     assert status.exit_code == 0 and status.scope("host")["payload_version"] == "1.0.0"
 
 
-def test_rollback_host_without_an_install_is_a_receipt_error_and_creates_nothing(home):
+def test_rollback_host_without_an_install_is_a_receipt_error_and_creates_nothing(home):  # noqa: F811
     done = cli("--json", "rollback", "--host")
     assert done.exit_code == 6 and "not installed" in done.stderr
     assert not (home / ".local/share/mam").exists()
@@ -224,7 +224,7 @@ def test_rollback_without_an_install_is_a_receipt_error_and_creates_nothing(tmp_
 
 
 def test_uninstall_all_removes_both_scopes_extractions_and_logs_and_keeps_every_user_file(
-    host_release, releases, home, runner, tmp_path, monkeypatch
+    host_release, releases, home, runner, tmp_path, monkeypatch  # noqa: F811
 ):
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -254,7 +254,7 @@ def test_uninstall_all_removes_both_scopes_extractions_and_logs_and_keeps_every_
     assert str(logs / "mam-install.log.1") in doc["removed"]
 
 
-def test_uninstall_all_where_nothing_is_installed_says_so_for_each_scope(tmp_path, home):
+def test_uninstall_all_where_nothing_is_installed_says_so_for_each_scope(tmp_path, home):  # noqa: F811
     ws = tmp_path / "ws"
     ws.mkdir()
     done = cli("--json", "uninstall", "--all", "-y", "--workspace", ws)

@@ -295,9 +295,16 @@ def _run(
     keep_going = verb == "uninstall"  # DESIGN §8: uninstall continues past errors
     try:
         run_plan(plan, layout, ctx, previous, keep_going=keep_going)
-    except RevertIncomplete:
+    except RevertIncomplete as incomplete:
         if keep_going and previous is not None:
-            keep_what_is_left(previous, plan, layout)
+            try:
+                keep_what_is_left(previous, plan, layout)
+            except OSError as exc:
+                raise RevertIncomplete(
+                    f"{incomplete}; recording what is left failed too ({_os_error(exc)}): "
+                    f"{layout.receipt} may name files that are gone. Free the space and run "
+                    f"`mam-install uninstall{scope.command_hint()}` again"
+                ) from exc
         raise
     except OSError as exc:
         # A write of the receipt itself failed (a full disk): undo what the run did.

@@ -15,7 +15,7 @@ from mam_install._layout import workspace_layout
 from mam_install._lock import lock_for
 from mam_install._transaction import remove_state_dir
 from subproc import command, environment
-from workspaces import V1_FILES, expected_tree, tree
+from workspaces import V1_FILES, expected_tree, pinned, tree
 
 
 def no_home(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,14 +39,14 @@ def test_without_a_home_the_host_scope_is_refused_before_the_workspace_is_touche
     ws.mkdir()
     monkeypatch.chdir(here)
     no_home(monkeypatch)
-    done = cli("--json", "install", "-y", "--workspace", ws, "--from", releases["1.0.0"])
+    done = cli("--json", "install", "-y", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert done.exit_code == 3, done.stderr
     message = done.json()["error"]
     assert "HOME is not set" in message and "--no-host" in message
     assert list(ws.iterdir()) == [] and list(here.iterdir()) == []  # never a ./~ tree
     log = Path(done.json()["log"])
     assert log.is_absolute() and here not in log.parents and log.is_file()
-    only_ws = cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"])
+    only_ws = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert only_ws.exit_code == 0, only_ws.stderr
     assert tree(ws) == expected_tree(V1_FILES) and list(here.iterdir()) == []
 
@@ -59,7 +59,7 @@ def test_an_unwritable_data_dir_is_exit_3_naming_no_host_and_xdg_data_home(
     monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "share"))
     ws = tmp_path / "ws"
     ws.mkdir()
-    done = cli("--json", "install", "-y", "--workspace", ws, "--from", releases["1.0.0"])
+    done = cli("--json", "install", "-y", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert done.exit_code == 3, done.stderr
     assert "XDG_DATA_HOME" in done.json()["error"] and "--no-host" in done.json()["error"]
     assert list(ws.iterdir()) == []
@@ -68,7 +68,7 @@ def test_an_unwritable_data_dir_is_exit_3_naming_no_host_and_xdg_data_home(
 def test_a_workspace_below_a_file_is_exit_4_and_creates_nothing(tmp_path, releases):
     (tmp_path / "a-file").write_bytes(b"x")
     done = cli("--json", "install", "-y", "--no-host", "--workspace", tmp_path / "a-file/sub",
-               "--from", releases["1.0.0"])
+               *pinned(releases["1.0.0"]))
     assert done.exit_code == 4, done.stderr
     assert "is not a directory" in done.json()["error"]
     assert (tmp_path / "a-file").read_bytes() == b"x"
@@ -77,7 +77,7 @@ def test_a_workspace_below_a_file_is_exit_4_and_creates_nothing(tmp_path, releas
 def test_a_workspace_path_that_is_not_utf8_installs_logs_and_reports(tmp_path, releases):
     ws = tmp_path / os.fsdecode(b"caf\xe9")
     ws.mkdir()
-    done = cli("install", "-y", "--no-host", "--workspace", ws, "--from", releases["1.0.0"])
+    done = cli("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
     assert done.exit_code == 0, done.stderr
     assert tree(ws) == expected_tree(V1_FILES)
     status = cli("--json", "status", "--workspace", ws)
@@ -114,12 +114,11 @@ def test_an_install_waiting_while_the_state_dir_is_removed_takes_the_lock_where_
 ):
     ws = tmp_path / "ws"
     ws.mkdir()
-    assert cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-               releases["1.0.0"]).exit_code == 0
+    install = ("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
+    assert cli(*install).exit_code == 0
     layout = workspace_layout(ws)
     with lock_for(layout.lock, timeout=5):
-        waiting = _start("install", "-y", "--no-host", "--workspace", ws, "--from",
-                         releases["1.0.0"], "--lock-timeout", "60")
+        waiting = _start(*install, "--lock-timeout", "60")
         _wait_until_waiting(waiting, layout.lock)
         remove_state_dir(layout)  # what an uninstall does last, under this very lock
     _out, err = waiting.communicate(timeout=120)
@@ -132,14 +131,13 @@ def test_an_install_waiting_beside_an_uninstall_ends_with_0_or_9_never_1_or_4(
 ):
     ws = tmp_path / "ws"
     ws.mkdir()
-    assert cli("install", "-y", "--no-host", "--workspace", ws, "--from",
-               releases["1.0.0"]).exit_code == 0
+    install = ("install", "-y", "--no-host", "--workspace", ws, *pinned(releases["1.0.0"]))
+    assert cli(*install).exit_code == 0
     layout = workspace_layout(ws)
     with lock_for(layout.lock, timeout=5):
         removing = _start("uninstall", "-y", "--workspace", ws, "--lock-timeout", "60")
         _wait_until_waiting(removing, layout.lock)
-        installing = _start("install", "-y", "--no-host", "--workspace", ws, "--from",
-                            releases["1.0.0"], "--lock-timeout", "60")
+        installing = _start(*install, "--lock-timeout", "60")
         _wait_until_waiting(installing, layout.lock)
     _out, removed_err = removing.communicate(timeout=120)
     _out, installed_err = installing.communicate(timeout=120)

@@ -17,7 +17,7 @@ from mam_install._lazy_source import LazyStaged
 from mam_install._sources import SourceSpec
 from mam_install._staging import Staging
 from mam_install._workspace_scope import WorkspaceScope
-from workspaces import expected_tree, make_release, tree
+from workspaces import expected_tree, make_release, pinned, tree
 
 # Files bigger than the budget's step, so that every write of the run is the one that fails
 # at some budget.
@@ -66,7 +66,8 @@ def disk(fs, big_releases, monkeypatch) -> Iterator[object]:  # type: ignore[no-
 def run(verb: str, release: Path | None = None) -> None:
     feedback = ConsoleFeedback(verbosity=-99)
     with Staging() as staging:
-        source = LazyStaged(SourceSpec(str(release)), staging, feedback) if release else None
+        pin = pinned(release)[-1] if release else None  # as a user pins a made-up release
+        source = LazyStaged(SourceSpec(str(release), pin), staging, feedback) if release else None
         scope = WorkspaceScope(WS, source, embedded_only=False)
         drive(scope, verb, RunOptions(assume_yes=True, lock_timeout=5), feedback)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from test_host_planner import (  # noqa: F401 - host_release_fixture is the host
     fake_host,
     host_release_fixture,
 )
-from workspaces import tree
+from workspaces import pinned, tree
 
 RECEIPT = ".mam/install-receipt.json"
 
@@ -42,9 +42,9 @@ def same_shape(dry: dict[str, Any], real: dict[str, Any]) -> None:
 def test_workspace_install_dry_run_lists_the_steps_the_real_install_takes(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    dry = ws_run("install", ws, "--dry-run", "--from", releases["1.0.0"]).json()
+    dry = ws_run("install", ws, "--dry-run", *pinned(releases["1.0.0"])).json()
     assert tree(ws) == {}
-    real = ws_run("install", ws, "-y", "--from", releases["1.0.0"]).json()
+    real = ws_run("install", ws, "-y", *pinned(releases["1.0.0"])).json()
     same_shape(dry, real)
     assert dry["dry_run"] and not real["dry_run"]
     assert dry["scopes"]["workspace"]["steps"] == real["scopes"]["workspace"]["steps"]
@@ -54,12 +54,12 @@ def test_workspace_install_dry_run_lists_the_steps_the_real_install_takes(tmp_pa
 def test_workspace_upgrade_dry_run_lists_the_steps_the_real_upgrade_takes(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    ws_run("install", ws, "-y", "--from", releases["1.0.0"])
+    ws_run("install", ws, "-y", *pinned(releases["1.0.0"]))
     (ws / "AGENT.md").write_bytes(b"mine\n")
     before = tree(ws)
-    dry = ws_run("upgrade", ws, "--dry-run", "--from", releases["2.0.0"]).json()
+    dry = ws_run("upgrade", ws, "--dry-run", *pinned(releases["2.0.0"])).json()
     assert tree(ws) == before
-    real = ws_run("upgrade", ws, "-y", "--from", releases["2.0.0"]).json()
+    real = ws_run("upgrade", ws, "-y", *pinned(releases["2.0.0"])).json()
     same_shape(dry, real)
     dry_ws, real_ws = dry["scopes"]["workspace"], real["scopes"]["workspace"]
     assert dry_ws["steps"] == real_ws["steps"] and dry_ws["changes"] == real_ws["changes"]
@@ -69,7 +69,7 @@ def test_workspace_upgrade_dry_run_lists_the_steps_the_real_upgrade_takes(tmp_pa
 def test_workspace_uninstall_dry_run_has_the_shape_and_steps_of_the_real_one(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    ws_run("install", ws, "-y", "--from", releases["1.0.0"])
+    ws_run("install", ws, "-y", *pinned(releases["1.0.0"]))
     (ws / "AGENT.md").write_bytes(b"mine\n")
     before = tree(ws)
     dry = ws_run("uninstall", ws, "--dry-run").json()
@@ -128,13 +128,13 @@ def test_read_commands_report_an_interrupted_run_with_exit_11_and_change_nothing
 ):
     ws = tmp_path / "ws"
     ws.mkdir()
-    ws_run("install", ws, "-y", "--from", releases["1.0.0"])
+    ws_run("install", ws, "-y", *pinned(releases["1.0.0"]))
     receipt = _interrupt(ws / RECEIPT)
     before = tree(ws)
     for argv in (
         ("status",),
-        ("plan", "--no-host", "--from", releases["1.0.0"]),
-        ("install", "--no-host", "--dry-run", "--from", releases["1.0.0"]),
+        ("plan", "--no-host", *pinned(releases["1.0.0"])),
+        ("install", "--no-host", "--dry-run", *pinned(releases["1.0.0"])),
         ("uninstall", "--dry-run"),
     ):
         done = cli("--json", *argv, "--workspace", ws)
@@ -151,7 +151,7 @@ def test_read_commands_report_an_interrupted_run_with_exit_11_and_change_nothing
 def test_status_takes_no_lock_and_writes_nothing_into_the_state_dir(tmp_path, releases):
     ws = tmp_path / "ws"
     ws.mkdir()
-    ws_run("install", ws, "-y", "--from", releases["1.0.0"])
+    ws_run("install", ws, "-y", *pinned(releases["1.0.0"]))
     (ws / ".mam/lock").unlink()
     listing = sorted(p.name for p in (ws / ".mam").iterdir())
     assert cli("status", "--workspace", ws).exit_code == 0
@@ -229,7 +229,7 @@ def test_uninstall_all_removes_both_scopes_extractions_and_logs_and_keeps_every_
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "notes.txt").write_bytes(b"mine\n")
-    ws_run("install", ws, "-y", "--from", releases["1.0.0"])
+    ws_run("install", ws, "-y", *pinned(releases["1.0.0"]))
     install(host_release["1.0.0"], with_rc(home, fake_host(home), (".profile", "sh")), runner)
     shiv = tmp_path / "shiv"
     (shiv / "mam-install.pyz_0123/site-packages").mkdir(parents=True)

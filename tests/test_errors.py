@@ -12,7 +12,7 @@ from workspaces import ROOT
 def test_every_error_class_has_its_own_exit_code():
     classes = [c for c in vars(_errors).values() if isinstance(c, type) and issubclass(c, MamError)]
     codes = [c.exit_code for c in classes if c is not MamError]
-    assert len(codes) == len(set(codes)) == 9
+    assert len(codes) == len(set(codes)) == 10
 
 
 def test_the_readme_documents_exactly_these_exit_codes():

@@ -286,3 +286,16 @@ def test_a_failure_document_names_the_error_and_the_debug_log(tmp_path):
     assert f"the debug log is {doc['log']}" in done.stderr
     log = Path(doc["log"]).read_text()
     assert "==== " in log and "argv: ['--json', 'status'" in log and "Python " in log
+
+
+def test_the_debug_log_rotates_and_keeps_a_header_per_run(tmp_path, monkeypatch):
+    from mam_install import _debug_log
+
+    monkeypatch.setattr(_debug_log, "MAX_BYTES", 600)
+    for _ in range(4):
+        assert cli("status", "--workspace", tmp_path).exit_code == 6
+    logs = Path(_debug_log.log_path()).parent
+    names = sorted(p.name for p in logs.iterdir())
+    assert "mam-install.log" in names and "mam-install.log.1" in names
+    for name in names:
+        assert (logs / name).read_text().startswith("==== ")

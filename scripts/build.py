@@ -330,7 +330,7 @@ def build_pyz(
 
 
 def write_sums(dist: Path, names: list[str]) -> None:
-    from mam_install._sums import format_sums
+    from mam_install.release._sums import format_sums
 
     entries = {n: hashlib.sha256((dist / n).read_bytes()).hexdigest() for n in names}
     (dist / "SHA256SUMS").write_bytes(format_sums(entries))

@@ -35,7 +35,7 @@ KEY_ENV = "MAM_RELEASE_SIGNING_KEY"
 
 def artifacts(dist: Path) -> list[Path]:
     """Everything SHA256SUMS lists (parsed strictly), then SHA256SUMS itself."""
-    from mam_install._sums import parse_sums
+    from mam_install.release._sums import parse_sums
 
     sums = dist / "SHA256SUMS"
     names = sorted(parse_sums(sums.read_bytes(), str(sums)))
@@ -66,7 +66,11 @@ def sign_sums(dist: Path, seed: bytes) -> Path:
     """Sign SHA256SUMS (parsed strictly first: a malformed one is never signed), then check the
     signature with the installer's own verifier, so CI never publishes one the pyz refuses."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from mam_install._signature import SIGNATURE_NAME, encode_signature, verify_sums_signature
+    from mam_install.release._signature import (
+        SIGNATURE_NAME,
+        encode_signature,
+        verify_sums_signature,
+    )
 
     artifacts(dist)
     sums = (dist / "SHA256SUMS").read_bytes()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from mam_install import _archive
-from mam_install._archive import extract_verified
 from mam_install._errors import ExitCode, IntegrityError
-from mam_install._manifest import Manifest, parse_manifest
+from mam_install.release import _archive
+from mam_install.release._archive import extract_verified
+from mam_install.release._manifest import Manifest, parse_manifest
 
 from scripts.payload_archive import PayloadFile, archive_bytes, content_manifest, dumps
 
@@ -396,7 +396,7 @@ def test_a_bomb_of_skipped_members_is_refused_before_it_is_all_inflated(box: San
 
 
 def test_the_inflate_bound_admits_the_largest_genuine_archive() -> None:
-    from mam_install._manifest import MAX_FILES
+    from mam_install.release._manifest import MAX_FILES
 
     assert _archive.inflate_limit(manifest_of()) > sum(len(f.data) for f in FILES) + 512 * 20
     files = [PayloadFile("workspace", f".agents/f{i}", b"", 0o644) for i in range(MAX_FILES)]

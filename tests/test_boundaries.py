@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from mam_install._layout import workspace_layout
-from mam_install._lock import lock_for
-from mam_install._transaction import remove_state_dir
+from mam_install.engine._lock import lock_for
+from mam_install.engine._transaction import remove_state_dir
+from mam_install.machine._layout import workspace_layout
 from subproc import command, environment
 from workspaces import V1_FILES, expected_tree, pinned, tree
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mam_install._cache import default_cache_root, lookup, restore, store
 from mam_install._errors import IntegrityError
+from mam_install.release._cache import default_cache_root, lookup, restore, store
 
 CONTENT = b"mam payload\n" * 1000
 SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -158,7 +158,7 @@ def test_default_root_follows_platformdirs_and_xdg(monkeypatch: pytest.MonkeyPat
 
 
 def test_importing_the_module_does_not_import_platformdirs() -> None:
-    code = "import sys, mam_install._cache; print('platformdirs' in sys.modules)"
+    code = "import sys, mam_install.release._cache; print('platformdirs' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

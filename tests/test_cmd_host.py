@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mam_install._detect import Host, WorkspaceInfo
-from mam_install._driver import RunOptions, drive
 from mam_install._errors import ActionFailed, IntegrityError, ReceiptError, UsageError
 from mam_install._feedback import ConsoleFeedback
-from mam_install._host_actions import BLOCK_BEGIN
-from mam_install._host_options import HostOptions
-from mam_install._host_scope import HostScope
-from mam_install._lazy_source import LazyStaged
 from mam_install._runner import Completed, RecordingRunner
-from mam_install._shells import RcFile
+from mam_install.actions._host_actions import BLOCK_BEGIN
+from mam_install.engine._driver import RunOptions, drive
+from mam_install.machine._detect import Host, WorkspaceInfo
+from mam_install.machine._shells import RcFile
+from mam_install.release._lazy_source import LazyStaged
+from mam_install.scopes._host_options import HostOptions
+from mam_install.scopes._host_scope import HostScope
 from test_host_planner import (  # noqa: F401 - host_release_fixture is the host_release fixture
     fake_host,
     host_release_fixture,

@@ -1,4 +1,4 @@
-"""Tests for mam_install._detect: the Host record, on fabricated hosts and on this machine."""
+"""Tests for machine._detect: the Host record, on fabricated hosts and on this machine."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from mam_install._detect import (
+from mam_install._runner import Completed, RecordingRunner
+from mam_install.machine._detect import (
     MQTT_IMPORT_CHECK,
     Host,
     detect,
     parse_tmux_version,
     tmux_version_tuple,
 )
-from mam_install._runner import Completed, RecordingRunner
-from mam_install._shells import RcFile
+from mam_install.machine._shells import RcFile
 
 DATA = Path(__file__).parent / "data" / "host"
 

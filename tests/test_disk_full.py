@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mam_install._driver import RunOptions, drive
 from mam_install._errors import ActionFailed, InterruptedRun, MamError, RevertIncomplete
 from mam_install._feedback import ConsoleFeedback
-from mam_install._lazy_source import LazyStaged
-from mam_install._sources import SourceSpec
-from mam_install._staging import Staging
-from mam_install._workspace_scope import WorkspaceScope
+from mam_install.engine._driver import RunOptions, drive
+from mam_install.release._lazy_source import LazyStaged
+from mam_install.release._sources import SourceSpec
+from mam_install.release._staging import Staging
+from mam_install.scopes._workspace_scope import WorkspaceScope
 from workspaces import expected_tree, make_release, pinned, tree
 
 # Files bigger than the budget's step, so that every write of the run is the one that fails
@@ -50,8 +50,8 @@ def disk(fs, big_releases, monkeypatch) -> Iterator[object]:  # type: ignore[no-
     the lock is the one mam-install takes where it cannot identify the filesystem (the O_EXCL
     lock file, which works on any filesystem).
     """
-    from mam_install import _driver
-    from mam_install._lock import WorkspaceLock
+    from mam_install.engine import _driver
+    from mam_install.engine._lock import WorkspaceLock
 
     def unknown_filesystem(path: Path, *, timeout: float) -> WorkspaceLock:
         return WorkspaceLock(path, timeout=timeout, network_fs=True)

@@ -1,4 +1,4 @@
-"""Tests for mam_install._doctor: findings, their fix commands, the text and JSON reports."""
+"""Tests for machine._doctor: findings, their fix commands, the text and JSON reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mam_install._detect import Host, PythonInfo, TmuxInfo, WorkspaceInfo, detect
-from mam_install._doctor import DoctorReport, Finding, doctor_report
-from mam_install._shells import RcFile, ShellInfo
+from mam_install.machine._detect import Host, PythonInfo, TmuxInfo, WorkspaceInfo, detect
+from mam_install.machine._doctor import DoctorReport, Finding, doctor_report
+from mam_install.machine._shells import RcFile, ShellInfo
 
 HOME = Path("/home/alice")
 

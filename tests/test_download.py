@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mam_install._download import DownloadSettings, download
 from mam_install._errors import ExitCode, IntegrityError, MamError, NetworkError, UsageError
+from mam_install.release._download import DownloadSettings, download
 
 from tests.release_server import ReleaseServer, make_self_signed_cert, running_server
 
@@ -312,7 +312,7 @@ def test_progress_bar_is_drawn_on_request_and_not_when_stderr_is_no_terminal(
 
 
 def test_importing_the_module_does_not_import_httpx() -> None:
-    code = "import sys, mam_install._download; print('httpx' in sys.modules)"
+    code = "import sys, mam_install.release._download; print('httpx' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

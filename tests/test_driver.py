@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from clirun import checked, cli
-from mam_install._driver import RunOptions, drive
 from mam_install._feedback import ConsoleFeedback
-from mam_install._host_layout import host_layout
-from mam_install._host_scope import HostScope
+from mam_install.engine._driver import RunOptions, drive
+from mam_install.machine._host_layout import host_layout
+from mam_install.scopes._host_scope import HostScope
 from test_cmd_host import YES, home, install, runner, uninstall, with_rc  # noqa: F401 - fixtures
 from test_host_planner import (  # noqa: F401 - host_release_fixture is the host_release fixture
     fake_host,

@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mam_install._ed25519 import verify
+from mam_install.release._ed25519 import verify
 from workspaces import ROOT
 
 VECTORS = json.loads((ROOT / "tests/data/ed25519/rfc8032-7.1.json").read_text())["vectors"]

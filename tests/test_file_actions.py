@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from mam_install._action import Context, action_from_json
 from mam_install._errors import ConflictError
-from mam_install._file_actions import (
+from mam_install._runner import RecordingRunner
+from mam_install.actions._file_actions import (
     CreateDirectory,
     KeepFile,
     RemoveDirectory,
@@ -16,8 +16,8 @@ from mam_install._file_actions import (
     ReplaceFile,
     WriteFile,
 )
-from mam_install._file_planner import PlannedFile, Previous, plan_files
-from mam_install._runner import RecordingRunner
+from mam_install.engine._action import Context, action_from_json
+from mam_install.scopes._file_planner import PlannedFile, Previous, plan_files
 
 NEW = b"new bytes\n"
 OLD = b"old bytes\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 import mam_install
 import pytest
 from mam_install._errors import ConflictError, ExitCode
-from mam_install._fsops import (
+from mam_install.engine._fsops import (
     UnsafePath,
     inspect,
     make_dir,
@@ -107,7 +107,7 @@ def run_with_file_size_limit(call: str, limit: int) -> str:
         import resource, signal, sys
         sys.path.insert(0, {INSTALLER!r})
         from pathlib import Path
-        from mam_install import _fsops
+        from mam_install.engine import _fsops
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
         try:
@@ -642,7 +642,7 @@ def test_write_atomic_readers_and_a_killed_writer_see_old_or_new_never_a_mix(
             import sys
             sys.path.insert(0, {INSTALLER!r})
             from pathlib import Path
-            from mam_install._fsops import write_atomic
+            from mam_install.engine._fsops import write_atomic
             versions = [bytes([65 + i]) * 300_000 for i in range(2)]
             print("go", flush=True)
             i = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import ExitCode, IntegrityError, NetworkError, UsageError
-from mam_install._git_source import (
+from mam_install.release._git_source import (
     GitSource,
     fetch_git,
     git_environment,

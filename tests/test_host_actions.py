@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from mam_install import _host_actions
-from mam_install._action import Context, action_from_json
 from mam_install._errors import ActionFailed, ConflictError
 from mam_install._feedback import ConsoleFeedback
-from mam_install._host_actions import (
+from mam_install._runner import Completed, RecordingRunner
+from mam_install.actions import _host_actions
+from mam_install.actions._host_actions import (
     BLOCK_BEGIN,
     BLOCK_END,
     AddRcBlock,
@@ -18,7 +18,7 @@ from mam_install._host_actions import (
     RunCommand,
     rc_block,
 )
-from mam_install._runner import Completed, RecordingRunner
+from mam_install.engine._action import Context, action_from_json
 
 
 @pytest.fixture

@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mam_install._action import Action
-from mam_install._detect import Host, PythonInfo, TmuxInfo, WorkspaceInfo, detect
-from mam_install._env_scripts import env_fish, env_sh
 from mam_install._errors import UsageError
 from mam_install._feedback import ConsoleFeedback
-from mam_install._file_actions import CreateDirectory, KeepFile, WriteFile
-from mam_install._host_actions import AddRcBlock, RunCommand
-from mam_install._host_layout import host_layout
-from mam_install._host_planner import host_settings, plan_host
 from mam_install._runner import RecordingRunner
-from mam_install._shells import RcFile
-from mam_install._sources import SourceSpec, Staged, stage_source
-from mam_install._staging import Staging
-from mam_install._start_hints import start_hints
+from mam_install.actions._file_actions import CreateDirectory, KeepFile, WriteFile
+from mam_install.actions._host_actions import AddRcBlock, RunCommand
+from mam_install.engine._action import Action
+from mam_install.machine._detect import Host, PythonInfo, TmuxInfo, WorkspaceInfo, detect
+from mam_install.machine._host_layout import host_layout
+from mam_install.machine._shells import RcFile
+from mam_install.release._sources import SourceSpec, Staged, stage_source
+from mam_install.release._staging import Staging
+from mam_install.scopes._env_scripts import env_fish, env_sh
+from mam_install.scopes._host_planner import host_settings, plan_host
+from mam_install.scopes._start_hints import start_hints
 from workspaces import make_release, pinned
 
 PAYLOAD_HOST = Path(__file__).resolve().parent.parent / "payload" / "host"

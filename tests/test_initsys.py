@@ -1,4 +1,4 @@
-"""Tests for mam_install._initsys: can systemd user units (or launchd agents) be used now."""
+"""Tests for machine._initsys: can systemd user units (or launchd agents) be used now."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from mam_install._initsys import InitInfo, detect_init, systemd_state_from
 from mam_install._runner import Completed, RecordingRunner
+from mam_install.machine._initsys import InitInfo, detect_init, systemd_state_from
 
 
 def _bin(tmp_path: Path, *names: str) -> Path:

@@ -21,7 +21,7 @@ V1 = expected_tree(V1_FILES)
 
 @pytest.fixture
 def server(releases: dict[str, Path]) -> Iterator[ReleaseServer]:
-    from mam_install._sums import format_sums
+    from mam_install.release._sums import format_sums
 
     release = releases["1.0.0"]
     with running_server() as running:

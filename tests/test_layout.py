@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mam_install._layout import find_workspace, workspace_layout
+from mam_install.machine._layout import find_workspace, workspace_layout
 
 
 def test_explicit_workspace_wins(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from mam_install import _plan
+from mam_install.engine import _plan
 from workspaces import make_release, pinned
 
 
@@ -89,7 +89,7 @@ def test_receipt_writes_are_constant_and_receipt_bytes_linear_in_the_payload(
 def test_an_install_fsyncs_each_touched_directory_once_not_each_file(
     tmp_path, monkeypatch
 ):
-    from mam_install import _fsops
+    from mam_install.engine import _fsops
 
     count = 200  # in 4 directories of .agents/skills/gen/, plus the workspace root
     release = make_release(tmp_path, payload(count, "v1"), "1.0.0")

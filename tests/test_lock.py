@@ -15,9 +15,9 @@ from pathlib import Path
 
 import mam_install
 import pytest
-from mam_install import _lock
 from mam_install._errors import BusyError, ExitCode, MamError
-from mam_install._lock import WorkspaceLock
+from mam_install.engine import _lock
+from mam_install.engine._lock import WorkspaceLock
 
 INSTALLER = str(Path(mam_install.__file__).resolve().parents[1])
 HOST = socket.gethostname()
@@ -27,7 +27,7 @@ HOLDER = textwrap.dedent(
     import sys
     sys.path.insert(0, {INSTALLER!r})
     from pathlib import Path
-    from mam_install._lock import WorkspaceLock
+    from mam_install.engine._lock import WorkspaceLock
     lock = WorkspaceLock(Path(sys.argv[1]), timeout=5, network_fs=sys.argv[2] == "net")
     lock.acquire()
     print("held", flush=True)

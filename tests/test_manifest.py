@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mam_install._errors import ExitCode, IntegrityError
-from mam_install._manifest import (
+from mam_install.release._manifest import (
     MAX_FILE_SIZE,
     MAX_FILES,
     ArchiveRef,

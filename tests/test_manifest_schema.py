@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from mam_install._errors import IntegrityError
-from mam_install._manifest import parse_manifest
+from mam_install.release._manifest import parse_manifest
 from workspaces import ROOT
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")

@@ -1,4 +1,4 @@
-"""Tests for mam_install._netfs: which filesystem holds a path, and is it a network one."""
+"""Tests for mam_install.machine._netfs: which filesystem holds a path, and is it a network one."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mam_install import _netfs
-from mam_install._netfs import (
+from mam_install._runner import RecordingRunner
+from mam_install.machine import _netfs
+from mam_install.machine._netfs import (
     FsInfo,
     fs_from_mountinfo,
     fs_from_statfs,
@@ -25,8 +26,7 @@ from mam_install._netfs import (
     parse_mount_output,
     probe_filesystem,
 )
-from mam_install._runner import RecordingRunner
-from mam_install._statfs import (
+from mam_install.machine._statfs import (
     FREEBSD_STATFS_VERSION,
     DarwinStatfs,
     FreeBSDStatfs,
@@ -396,7 +396,7 @@ _PERMISSION_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from mam_install._netfs import probe_filesystem
+from mam_install.machine._netfs import probe_filesystem
 info = probe_filesystem(Path(sys.argv[2]))
 print(info.method, info.fs_type, info.network, info.probed)
 """

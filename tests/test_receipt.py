@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from mam_install._errors import ReceiptError
-from mam_install._file_actions import KeepFile, WriteFile
-from mam_install._layout import ScopeLayout, workspace_layout
-from mam_install._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+from mam_install.actions._file_actions import KeepFile, WriteFile
+from mam_install.engine._plan import InstallPlan, Receipt, RunInfo, read_receipt, write_receipt
+from mam_install.machine._layout import ScopeLayout, workspace_layout
 from workspaces import ROOT, V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 FIXTURES = ROOT / "tests/data/receipts"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mam_install._sums import format_sums
+from mam_install.release._sums import format_sums
 from workspaces import ROOT, sha
 
 from tests.release_server import ReleaseServer, running_server

@@ -1,4 +1,4 @@
-"""Tests for mam_install._shells: the user's shell and the rc files the PATH block goes into."""
+"""Tests for machine._shells: the user's shell and the rc files the PATH block goes into."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._runner import RecordingRunner, SubprocessRunner
-from mam_install._shells import (
+from mam_install.machine._shells import (
     ZDOTDIR_PROBE,
     RcFile,
     ShellInfo,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import IntegrityError
-from mam_install._sums import format_sums
+from mam_install.release._sums import format_sums
 from workspaces import ROOT
 
 from scripts.sign import artifacts, sign_command
@@ -53,7 +53,7 @@ def _release(tmp_path):  # type: ignore[no-untyped-def]
 def test_ed25519_signs_sums_with_a_keygen_key_and_the_installer_verifies_it(tmp_path):
     import base64
 
-    from mam_install._signature import verify_sums_signature
+    from mam_install.release._signature import verify_sums_signature
 
     key = tmp_path / "key" / "release-key"
     key.parent.mkdir()

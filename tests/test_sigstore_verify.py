@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import ExitCode, IntegrityError
-from mam_install._sigstore_verify import sigstore_available, verify_bundle
+from mam_install.release._sigstore_verify import sigstore_available, verify_bundle
 
 # A real public test vector; its provenance is in tests/data/sigstore/README.md.
 VECTORS = Path(__file__).resolve().parent / "data" / "sigstore"
@@ -122,7 +122,7 @@ def test_a_different_trusted_root_fails(tmp_path: Path) -> None:
 
 def test_availability_check_does_not_import_sigstore() -> None:
     code = (
-        "import sys, mam_install._sigstore_verify as m; "
+        "import sys, mam_install.release._sigstore_verify as m; "
         "print(m.sigstore_available(), 'sigstore' in sys.modules)"
     )
     done = subprocess.run(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import ExitCode, IntegrityError, UsageError
-from mam_install._sources import SourceSpec, Staged, stage_source
-from mam_install._staging import Staging
+from mam_install.release._sources import SourceSpec, Staged, stage_source
+from mam_install.release._staging import Staging
 
 from scripts.payload_archive import (
     PayloadFile,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from mam_install._detect import detect
-from mam_install._doctor import doctor_report
+from mam_install.machine._detect import detect
+from mam_install.machine._doctor import doctor_report
 from workspaces import V1_FILES, V2_FILES, expected_tree, pinned, tree
 
 from tests.payload._support import LIB_SH

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 import pytest
-from mam_install import _staging
 from mam_install._errors import ExitCode, IntegrityError
 from mam_install._hashing import CHUNK_SIZE
-from mam_install._manifest import Manifest, parse_manifest
-from mam_install._staging import StagedPayload, Staging, copy_capped, stage_archive
+from mam_install.release import _staging
+from mam_install.release._manifest import Manifest, parse_manifest
+from mam_install.release._staging import StagedPayload, Staging, copy_capped, stage_archive
 
 from scripts.payload_archive import (
     PayloadFile,

@@ -1,4 +1,4 @@
-"""Tests for mam_install._statfs: struct layouts checked against the headers' offsets."""
+"""Tests for mam_install.machine._statfs: struct layouts checked against the headers' offsets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import errno
 from typing import Any
 
 import pytest
-from mam_install._statfs import (
+from mam_install.machine._statfs import (
     DarwinStatfs,
     FreeBSDStatfs,
     call_statfs,

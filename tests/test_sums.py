@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mam_install._errors import ExitCode, IntegrityError
-from mam_install._sums import format_sums, is_release_basename, parse_sums
+from mam_install.release._sums import format_sums, is_release_basename, parse_sums
 
 A = "a" * 64
 B = "0123456789abcdef" * 4

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from mam_install._errors import IntegrityError
-from mam_install._signature import encode_signature, verify_sums_signature
-from mam_install._sums import format_sums
+from mam_install.release._signature import encode_signature, verify_sums_signature
+from mam_install.release._sums import format_sums
 from workspaces import ROOT, sha, tree
 
 from scripts.payload_archive import build_payload

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mam_install._sums import format_sums
+from mam_install.release._sums import format_sums
 from workspaces import ROOT, V1_FILES, make_release, sha, tree
 
 from tests.release_server import ReleaseServer, running_server

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import IntegrityError, PlatformError
-from mam_install._units import UnsafeValue, format_of, leftover_placeholders, render
+from mam_install.scopes._units import UnsafeValue, format_of, leftover_placeholders, render
 
 PAYLOAD = Path(__file__).resolve().parent.parent / "payload" / "host"
 

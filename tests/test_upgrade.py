@@ -106,7 +106,7 @@ def test_legacy_hand_made_install_is_adopted_and_edits_kept(ws, tmp_path, releas
     history = tmp_path / "history"
     history.mkdir()
     shutil.copy(next(releases["1.0.0"].glob("manifest-*.json")), history / "1.0.0.json")
-    monkeypatch.setattr("mam_install._embedded.history_dir", lambda: history)
+    monkeypatch.setattr("mam_install.release._embedded.history_dir", lambda: history)
     result = run("upgrade", ws, releases["2.0.0"])
     assert result.exit_code == 0, result.stderr
     assert (ws / "AGENT.md").read_bytes() == V2["AGENT.md"]  # adopted, upgraded
@@ -121,7 +121,7 @@ def test_legacy_hand_made_install_is_adopted_and_edits_kept(ws, tmp_path, releas
 
 def test_without_history_a_legacy_file_is_treated_as_the_users(ws, releases, monkeypatch):
     (ws / "AGENT.md").write_bytes(V1["AGENT.md"])  # type: ignore[arg-type]
-    monkeypatch.setattr("mam_install._embedded.history_dir", lambda: None)
+    monkeypatch.setattr("mam_install.release._embedded.history_dir", lambda: None)
     assert run("install", ws, releases["2.0.0"]).exit_code == 0
     assert (ws / "AGENT.md").read_bytes() == V1["AGENT.md"]
     assert (ws / "AGENT.md.mam-new").read_bytes() == V2["AGENT.md"]
@@ -181,7 +181,7 @@ def test_a_file_of_a_released_version_is_adopted_even_with_a_receipt(
     history = tmp_path / "history"
     history.mkdir()
     shutil.copy(next(release.glob("manifest-*.json")), history / "1.5.0.json")
-    monkeypatch.setattr("mam_install._embedded.history_dir", lambda: history)
+    monkeypatch.setattr("mam_install.release._embedded.history_dir", lambda: history)
     (ws / ".agents/skills/mqtt").mkdir()
     (ws / ".agents/skills/mqtt/mam_mqtt.py").write_bytes(b"print('1.5.0')\n")
     assert run("upgrade", ws, releases["2.0.0"]).exit_code == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from clirun import cli
-from mam_install._sums import format_sums
+from mam_install.release._sums import format_sums
 from workspaces import ROOT, pinned, tree
 
 GOOD = {"workspace/AGENT.md": b"# agents\n", "workspace/.agents/skills/lib.sh": b"#!/bin/sh\n"}
@@ -312,7 +312,7 @@ def test_a_pyz_whose_embedded_payload_differs_fails_even_with_matching_sums(buil
 
 def test_a_published_ed25519_signature_must_be_the_release_keys(built, tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from mam_install._signature import encode_signature
+    from mam_install.release._signature import encode_signature
 
     release = copy_release(built, tmp_path)
     forged = Ed25519PrivateKey.generate().sign((release / "SHA256SUMS").read_bytes())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from mam_install._errors import ExitCode, IntegrityError
-from mam_install._manifest import parse_manifest
-from mam_install._staging import verify_archive
+from mam_install.release._manifest import parse_manifest
+from mam_install.release._staging import verify_archive
 from test_staging import FILES, release
 
 from scripts.payload_archive import PayloadFile, content_manifest, dumps, release_manifest

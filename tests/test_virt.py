@@ -1,11 +1,11 @@
-"""Tests for mam_install._virt: WSL 1/2 and containers, on fabricated /proc and /run trees."""
+"""Tests for machine._virt: WSL 1/2 and containers, on fabricated /proc and /run trees."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from mam_install._virt import ContainerInfo, detect_container, detect_wsl, wsl_version
+from mam_install.machine._virt import ContainerInfo, detect_container, detect_wsl, wsl_version
 
 WSL_DATA = Path(__file__).parent / "data" / "host" / "wsl"
 

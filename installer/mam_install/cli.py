@@ -36,7 +36,7 @@ def _wants_json() -> bool:
 
 
 def _version_text() -> str:
-    from ._embedded import embedded_payload_version
+    from .release._embedded import embedded_payload_version
 
     payload = embedded_payload_version() or "none embedded"
     return f"mam-install {__version__} (payload {payload}, Python {sys.version.split()[0]})"
@@ -46,8 +46,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if not value or ctx.resilient_parsing:
         return
     if _wants_json():
-        from ._embedded import embedded_payload_version
-        from ._result import envelope
+        from .engine._result import envelope
+        from .release._embedded import embedded_payload_version
 
         body = {
             "installer_version": __version__,
@@ -96,14 +96,14 @@ def _command_name(ctx: click.Context) -> str:
 
 def plain(command: str, body: dict[str, Any], code: int = 0) -> Any:
     """The result of a command without scopes (verify, doctor, cache clean, resolve)."""
-    from ._result import CommandResult
+    from .engine._result import CommandResult
 
     return CommandResult(command=command, exit_code=code, body=body)
 
 
 def _fail(feedback: Any, settings: Settings, command: str, message: str, code: int) -> None:
     from ._feedback import printable
-    from ._report import error_document, json_text
+    from .commands._report import error_document, json_text
 
     feedback.error(message)
     log = feedback.flush_log(_ARGV)
@@ -126,7 +126,7 @@ def command_runner(func: Callable[..., Any]) -> Callable[..., None]:
         settings = parent.merge(json_mode, verbose, quiet)
         feedback = _feedback(settings)
         command = _command_name(ctx)
-        from ._report import json_text, render_text
+        from .commands._report import json_text, render_text
 
         try:
             result = func(*args, feedback=feedback, settings=settings, **kwargs)
@@ -167,7 +167,7 @@ class MamGroup(click.Group):
             code = super().main(_ARGV, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             if _wants_json():
-                from ._report import error_document, json_text
+                from .commands._report import error_document, json_text
 
                 name = next((a for a in _ARGV if a in self.commands), "mam-install")
                 click.echo(json_text(error_document(name, exc.exit_code, exc.format_message(),
@@ -274,9 +274,9 @@ def install_options(func: F) -> F:
 
 
 def _install(mode: str, feedback: Any, settings: Settings, **kw: Any) -> Any:
-    from ._cmd_install import InstallOptions, run_install
-    from ._host_options import HostOptions
-    from ._sources import SourceSpec
+    from .commands._cmd_install import InstallOptions, run_install
+    from .release._sources import SourceSpec
+    from .scopes._host_options import HostOptions
 
     host_options = HostOptions(
         no_units=kw["no_units"],
@@ -393,8 +393,8 @@ def uninstall(
     lock_timeout: float,
 ) -> Any:
     """Remove what the receipt says mam-install wrote and you did not change."""
-    from ._cmd_remove import run_uninstall
-    from ._scopes import Which
+    from .commands._cmd_remove import run_uninstall
+    from .scopes._scopes import Which
 
     if all_scopes and host_scope:
         raise UsageError("--all already includes --host; pass one of them")
@@ -415,7 +415,7 @@ def rollback(
     lock_timeout: float,
 ) -> Any:
     """Return the workspace (or --host) to the version before its last upgrade."""
-    from ._cmd_remove import run_rollback
+    from .commands._cmd_remove import run_rollback
 
     return run_rollback(workspace, feedback, host=host_scope, lock_timeout=lock_timeout)
 
@@ -431,7 +431,7 @@ def status(
 ) -> Any:
     """Compare the workspace (or --host) with its receipt; change nothing (exit 4: modified or
     missing files, 11: an interrupted run)."""
-    from ._cmd_status import run_status
+    from .commands._cmd_status import run_status
 
     return run_status(workspace, feedback, host=host_scope)
 
@@ -452,7 +452,7 @@ def resolve(
     lock_timeout: float,
 ) -> Any:
     """Close .mam-new conflicts (all, or PATH...); on a terminal without a flag, ask per file."""
-    from ._cmd_resolve import run_resolve
+    from .commands._cmd_resolve import run_resolve
 
     return plain("resolve", run_resolve(workspace, paths, choice, feedback,
                                         lock_timeout=lock_timeout))
@@ -477,7 +477,7 @@ def restore(
     lock_timeout: float,
 ) -> Any:
     """Bring back files of mam's that you deleted (they stay deleted until you do)."""
-    from ._cmd_resolve import run_restore
+    from .commands._cmd_resolve import run_restore
 
     return run_restore(
         workspace, paths, source, sha256, feedback, assume_yes=assume_yes,
@@ -527,8 +527,8 @@ def verify(
 ) -> Any:
     """Check a release directory or URL: sums, manifest, source, archive, pyz, bootstrap and
     (with --identity/--issuer, required for every artifact) sigstore signatures."""
-    from ._download import DownloadSettings
-    from ._verify_release import SignaturePolicy, verify_release
+    from .release._download import DownloadSettings
+    from .release._verify_release import SignaturePolicy, verify_release
 
     if policy is not None:
         rules = SignaturePolicy.from_file(policy, require_signature, trusted_root, allow_dirty)
@@ -551,9 +551,9 @@ def verify(
 @command_runner
 def doctor(feedback: Any, settings: Settings, workspace: Path | None) -> Any:
     """Show what this machine has and lacks for mam, with the command that fixes each gap."""
-    from ._detect import detect
-    from ._doctor import doctor_report
-    from ._layout import find_workspace
+    from .machine._detect import detect
+    from .machine._doctor import doctor_report
+    from .machine._layout import find_workspace
 
     report = doctor_report(detect(find_workspace(Path.cwd(), workspace)))
     if not settings.json_mode:
@@ -583,8 +583,8 @@ def self_update(
     """Install the newest release's mam-install, if its signature or your pin vouches for it.
 
     The release is --from URL, else $MAM_RELEASE_URL, else the URL built into this installer."""
-    from ._cmd_self import SelfUpdateOptions, run_self_update
     from ._hashing import is_sha256_hex
+    from .commands._cmd_self import SelfUpdateOptions, run_self_update
 
     if sha256 is not None and not is_sha256_hex(sha256):
         raise UsageError(f"--sha256 {sha256!r} is not 64 lowercase hex digits")
@@ -597,7 +597,7 @@ def self_update(
 @command_runner
 def self_uninstall(feedback: Any, settings: Settings, dry_run: bool) -> Any:
     """Remove `mam-install` from the per-user bin dir (mam itself stays installed)."""
-    from ._cmd_self import run_self_uninstall
+    from .commands._cmd_self import run_self_uninstall
 
     return plain("self uninstall", run_self_uninstall(feedback, dry_run=dry_run))
 
@@ -612,7 +612,7 @@ def cache() -> None:
 @command_runner
 def cache_clean(feedback: Any, settings: Settings, dry_run: bool) -> Any:
     """Remove stale ~/.shiv extractions of older mam-install builds and the download cache."""
-    from ._cmd_cache import run_cache_clean
+    from .commands._cmd_cache import run_cache_clean
 
     return plain("cache clean", run_cache_clean(feedback, dry_run=dry_run))
 

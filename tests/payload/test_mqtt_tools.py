@@ -214,7 +214,7 @@ def test_missing_paho_is_one_line_naming_pip_install(tmp_path: Path) -> None:
 def test_the_paho_hint_is_the_one_doctor_gives(
     manager: str | None, in_venv: bool, managed: bool, uid: int
 ) -> None:
-    from mam_install._doctor import paho_hint
+    from mam_install.machine._doctor import paho_hint
 
     facts = {"in_venv": in_venv, "externally_managed": managed, "package_manager": manager,
              "uid": uid}
@@ -223,8 +223,8 @@ def test_the_paho_hint_is_the_one_doctor_gives(
 
 
 def test_the_missing_paho_message_names_doctors_fix_for_this_python(tmp_path: Path) -> None:
-    from mam_install._detect import detect
-    from mam_install._doctor import paho_install_command
+    from mam_install.machine._detect import detect
+    from mam_install.machine._doctor import paho_install_command
 
     result = subprocess.run([PYTHON, "-S", str(MAM_MQTT), "publish", "--job", "j", "--event", "e"],
                             env=tool_env(tmp_path, MAM_HMAC_KEY=HMAC_KEY),

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mam_install._netfs import NETWORK_FS_TYPES, NETWORK_FUSE_SUBTYPES, is_network_fs
+from mam_install.machine._netfs import NETWORK_FS_TYPES, NETWORK_FUSE_SUBTYPES, is_network_fs
 
 from tests.payload._support import LIB_SH
 

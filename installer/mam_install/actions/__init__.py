@@ -1,0 +1,1 @@
+"""The concrete actions: files and directories, rc blocks, commands."""

@@ -1,0 +1,1 @@
+"""One module per verb, and the one report module that renders their results."""

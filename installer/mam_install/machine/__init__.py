@@ -1,0 +1,2 @@
+"""This machine: detection, init system, shells, filesystems, where each scope's files go,
+doctor."""

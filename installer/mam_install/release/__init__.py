@@ -1,0 +1,1 @@
+"""A release: its sources, download, staging, archive, manifest, sums, signatures, verification."""

@@ -39,6 +39,9 @@ def as_list(value):
 def scope_documents(document):
     """[(scope, sub-document)] of a result: the workspace part, then the host part if any."""
     document = as_dict(document)
+    if isinstance(document.get("scopes"), dict):  # schema mam-install/2: one entry per scope
+        return [(name, as_dict(document["scopes"][name]))
+                for name in ("workspace", "host") if name in document["scopes"]]
     scopes = []
     if document.get("scope") != "host":
         scopes.append(("workspace", document))
@@ -172,8 +175,22 @@ def render_diff(decisions, header):
     return "\n".join(lines) + "\n"
 
 
+def payload_version(document):
+    """The installed version a status document names (schema 2: in its scope's entry)."""
+    for _scope, doc in scope_documents(document):
+        if isinstance(doc.get("payload_version"), str):
+            return doc["payload_version"]
+    return None
+
+
 def file_states(document):
-    """{path: state} from a status document ("files" as a mapping, or a list of entries)."""
+    """{path: state} from a status document ("files" as a mapping, or a list of entries;
+    schema 2: each scope's "states")."""
+    if isinstance(as_dict(document).get("scopes"), dict):
+        states = {}
+        for _scope, doc in scope_documents(document):
+            states.update((str(k), _state_text(v)) for k, v in as_dict(doc.get("states")).items())
+        return states
     files = as_dict(document).get("files")
     if isinstance(files, dict):
         return dict((str(k), _state_text(v)) for k, v in files.items())

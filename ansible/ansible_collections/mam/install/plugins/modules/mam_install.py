@@ -302,7 +302,7 @@ def report_status(module, mam):
             status["healthy"] = False
         elif rc in (0, EXIT_CONFLICT):
             status.update(installed=True, healthy=rc == 0, files=docs.file_states(document),
-                          payload_version=document.get("payload_version"))
+                          payload_version=docs.payload_version(document))
         else:
             mam.fail(rc, document, err, cmd)
     if params["host_scope"]:
@@ -322,7 +322,7 @@ def host_status(mam):
     if rc not in (0, EXIT_CONFLICT):
         mam.fail(rc, document, err, cmd)
     return {"available": True, "installed": True, "healthy": rc == 0,
-            "files": docs.file_states(document), "payload_version": document.get("payload_version")}
+            "files": docs.file_states(document), "payload_version": docs.payload_version(document)}
 
 
 def main():

@@ -1,7 +1,7 @@
 """The package is laid out by pipeline stage (DESIGN §3): layers that only look down, no cycles.
 
     base (errors, hashing, runner, feedback, the debug log, confirm)
-    < release < machine < engine < actions < scopes < commands < cli
+    < release < machine < engine < actions < scopes < commands < cli (and _cli_run, how it runs)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from workspaces import ROOT
 
 PACKAGE = ROOT / "installer" / "mam_install"
 LAYERS = ["release", "machine", "engine", "actions", "scopes", "commands"]
-TOP = {"mam_install.cli", "mam_install.__main__"}
+TOP = {"mam_install.cli", "mam_install._cli_run", "mam_install.__main__"}
 
 
 def _modules() -> dict[str, Path]:

@@ -9,6 +9,7 @@ usage errors and ``--version`` included.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from .._feedback import ConsoleFeedback, printable
@@ -50,3 +51,33 @@ def _status_text(scope: ScopeResult, feedback: ConsoleFeedback) -> None:
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
     feedback.info(f"mam {scope.payload_version} in {scope.root}: {summary}")
+
+
+def next_steps(result: CommandResult, *, no_modify_path: bool) -> list[str]:
+    """What to do after an install, as rustup and Homebrew say it: get the PATH, configure,
+    start (the start command itself was printed with the host install)."""
+    scopes = result.scopes or {}
+    host, ws = scopes.get("host"), scopes.get("workspace")
+    steps: list[str] = []
+    if host is not None and host.applied:
+        env_sh, env_fish = Path(host.root) / "env.sh", Path(host.root) / "env.fish"
+        if no_modify_path:
+            steps.append(
+                f"your shell rc files were not changed: add `. {env_sh}` to them (fish: "
+                f"`source {env_fish}`) to put mam-install and mam's tools on PATH"
+            )
+        else:
+            steps.append(
+                f"open a new shell, or run `. {env_sh}` (fish: `source {env_fish}`), to put "
+                "mam-install and mam's tools on PATH"
+            )
+    workspace = Path(ws.root) if ws is not None else None
+    if ws is not None and workspace is not None and ws.applied and not (
+        workspace / ".env"
+    ).exists():
+        steps.append(f"copy {workspace / '.env.example'} to {workspace / '.env'} and fill it in")
+    if steps:
+        steps.append(
+            "start mam's tmux holder as said above; `mam-install doctor` names what is missing"
+        )
+    return ["next steps:", *(f"  {n}. {s}" for n, s in enumerate(steps, start=1))] if steps else []

@@ -114,7 +114,9 @@ def decisions_of(document):
     """Every per-file decision a result or plan document names, workspace first."""
     decisions = []
     for scope, doc in scope_documents(document):
-        if isinstance(doc.get("changes"), dict):
+        # A schema-2 dry run carries its plan too: its actions say why, as plan --json did.
+        planned = doc.get("reason") == "dry run" and _plan_actions(doc) is not None
+        if isinstance(doc.get("changes"), dict) and not planned:
             decisions.extend(_changes_decisions(scope, doc))
             continue
         for action in as_list(_plan_actions(doc)):

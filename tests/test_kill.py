@@ -154,6 +154,6 @@ def test_killed_rollback_is_finished_by_the_next_rollback_at_every_point(tmp_pat
         assert again.returncode == 0, again.stderr
         assert tree(ws) == before, f"after a kill at point {point}"
         status = run("--json", "status", "--workspace", ws)
-        assert json.loads(status.stdout)["payload_version"] == "1.0.0"
+        assert json.loads(status.stdout)["scopes"]["workspace"]["payload_version"] == "1.0.0"
         point += 1
     assert point > 3

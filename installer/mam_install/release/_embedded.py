@@ -13,7 +13,7 @@ def data_dir() -> Path:
     """``mam_install/_data`` as a real directory: beside the package in a source tree, or where
     the pyz's entry unpacked it when the package runs from the pyz's bytecode zip
     (``<extraction>/<tag>/lib.zip/mam_install`` -> ``<extraction>/_data``)."""
-    package = Path(__file__).parent
+    package = Path(__file__).parents[1]  # mam_install/, above release/
     path = package / DATA_DIR
     if package.parent.suffix == ".zip":
         path = package.parents[2] / DATA_DIR

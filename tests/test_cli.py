@@ -71,3 +71,11 @@ def test_quiet_keeps_warnings_and_drops_progress(tmp_path, releases):
     assert run.exit_code == 0
     assert "installed mam" not in run.stderr
     assert "AGENT.md.mam-new" in run.stderr  # the warning about the kept file stays
+
+
+def test_a_workspace_only_install_names_the_host_install_as_the_next_step(tmp_path):
+    run = cli("install", "-y", "--no-host", "--workspace", tmp_path)
+    assert run.exit_code == 0, run.stderr
+    steps = run.stderr[run.stderr.index("next steps:") :]
+    assert ".env.example" in steps and "without --no-host" in steps
+    assert "as said above" not in steps  # nothing above said how to start the holder

@@ -76,8 +76,13 @@ def next_steps(result: CommandResult, *, no_modify_path: bool) -> list[str]:
         workspace / ".env"
     ).exists():
         steps.append(f"copy {workspace / '.env.example'} to {workspace / '.env'} and fill it in")
-    if steps:
+    if steps and host is not None and host.applied:
         steps.append(
             "start mam's tmux holder as said above; `mam-install doctor` names what is missing"
+        )
+    elif steps:
+        steps.append(
+            "mam's tools and units are not on this machine yet: run the install again without "
+            "--no-host; `mam-install doctor` names what is missing"
         )
     return ["next steps:", *(f"  {n}. {s}" for n, s in enumerate(steps, start=1))] if steps else []

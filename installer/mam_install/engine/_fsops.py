@@ -324,15 +324,7 @@ def save_backup(root: Path, rel: str, backup: Path, *, anchor: Path | None = Non
         except FileNotFoundError:
             pass
         tmp = temp_name(backup.name)
-        _unlink_quietly(bfd, tmp)
-        try:
-            os.link(name, tmp, src_dir_fd=dfd, dst_dir_fd=bfd, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise
-            src = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
-            with os.fdopen(src, "rb") as stream:
-                _write_temp(bfd, tmp, stream, stat.S_IMODE(os.fstat(src).st_mode))
+        _link_or_copy_into(bfd, tmp, dfd, name)
         os.replace(tmp, backup.name, src_dir_fd=bfd, dst_dir_fd=bfd)
         _sync_dir(bfd, backup.parent, "")
 

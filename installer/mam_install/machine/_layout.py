@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,3 +73,11 @@ def find_workspace(start: Path, explicit: Path | None = None) -> Path:
         if (candidate / STATE_DIR_NAME).is_dir() or (candidate / ".git").exists():
             return candidate
     return start
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (links not followed): where a check of
+    whether a directory can be made has to look."""
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path

@@ -16,7 +16,7 @@ from ..engine._action import Action, Context
 from ..engine._plan import InstallPlan, Receipt, read_receipt
 from ..machine._detect import Host
 from ..machine._host_layout import HostLayout, host_layout
-from ..machine._layout import ScopeLayout
+from ..machine._layout import ScopeLayout, nearest_existing
 from ..release._lazy_source import LazyStaged
 from ._file_planner import plan_uninstall
 from ._host_options import HostOptions
@@ -60,12 +60,6 @@ def home_is_usable(home: Path) -> bool:
     """``~`` that expanded to a real directory: with HOME unset and no passwd entry (a
     container run with ``--user N``) it stays ``~``, and every path would land in ``./~``."""
     return home.is_absolute() and str(home) != "/"
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not os.path.lexists(path) and path.parent != path:
-        path = path.parent
-    return path
 
 
 class HostScope:
@@ -124,7 +118,7 @@ class HostScope:
                 f"{data} is a symlink or not a directory; mam-install keeps its host receipt "
                 "there. Move it away and run again"
             )
-        existing = _nearest_existing(data)
+        existing = nearest_existing(data)
         if mutating and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
             raise PlatformError(
                 f"cannot create or write mam's per-user data dir {data} ({existing} is not a "

@@ -16,7 +16,7 @@ from ..actions._file_actions import KeepFile
 from ..engine._action import Action, Context
 from ..engine._plan import InstallPlan, Receipt
 from ..engine._state_dir import ensure_state_dir
-from ..machine._layout import ScopeLayout, workspace_layout
+from ..machine._layout import ScopeLayout, nearest_existing, workspace_layout
 from ..release._lazy_source import LazyStaged
 from ..release._manifest import Manifest, parse_manifest
 from ..release._sources import Staged
@@ -34,12 +34,6 @@ def _legacy_hashes() -> dict[str, Mapping[str, str]]:
     from ..release._history import read_history, released_hashes
 
     return dict(released_hashes(read_history(history_dir())))
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not os.path.lexists(path) and path.parent != path:
-        path = path.parent
-    return path
 
 
 class WorkspaceScope:
@@ -70,7 +64,7 @@ class WorkspaceScope:
 
     def check(self, *, mutating: bool) -> None:
         """The workspace is a directory (or can be made one) that this user can write."""
-        existing = _nearest_existing(self.root)
+        existing = nearest_existing(self.root)
         if (os.path.lexists(self.root) and not self.root.is_dir()) or not existing.is_dir():
             raise ConflictError(
                 f"{existing} is not a directory, so {self.root} cannot be a workspace; pass "

@@ -38,6 +38,7 @@ SYSTEM_TOOLS = {
     "dash": "dash",
     "fish": "fish",
     "chattr": "e2fsprogs",
+    "setpriv": "util-linux",
     "openssl": "openssl",
     "git": "git",
     "systemd-analyze": "systemd",

@@ -120,6 +120,21 @@ def test_self_update_installs_the_signed_newer_release_then_says_it_is_current(v
     assert not installed().exists()
 
 
+def test_uninstall_all_removes_the_installer_on_path_after_self_update(v010, v020, serve, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    done = run(v010 / "mam-install.pyz", "install", "-y", "--workspace", str(ws))
+    assert done.returncode == 0, done.stderr
+    assert installed().read_bytes() == (v010 / "mam-install.pyz").read_bytes()
+    updated = run(installed(), "self", "update", "--from", publish(serve, v020, "/v020/"))
+    assert updated.returncode == 0, updated.stderr
+    # the host receipt still names 0.1.0's bytes: only --all's own rule removes this copy
+    gone = run(installed(), "uninstall", "--all", "-y", "--workspace", str(ws))
+    assert gone.returncode == 0, gone.stderr
+    assert not installed().exists()
+    assert not (ws / "AGENT.md").exists() and not (ws / ".mam").exists()
+
+
 def test_an_unsigned_release_is_refused_unless_pinned(v010, v020, serve, tmp_path):
     unsigned = copy_without(v020, tmp_path / "unsigned", "SHA256SUMS.ed25519")
     url = publish(serve, unsigned, "/unsigned/")

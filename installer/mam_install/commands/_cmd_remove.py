@@ -54,6 +54,9 @@ def _installer_leftovers(feedback: ConsoleFeedback, *, dry_run: bool) -> list[Pa
     from ..machine._extractions import shiv_root, stale_extractions
 
     targets = stale_extractions(shiv_root(), None)
+    installer = _installed_installer()
+    if installer is not None:
+        targets.append(installer)
     cache = Path(platformdirs.user_cache_dir("mam", appauthor=False))
     if cache.is_dir() and not cache.is_symlink():
         targets.append(cache)
@@ -67,6 +70,21 @@ def _installer_leftovers(feedback: ConsoleFeedback, *, dry_run: bool) -> list[Pa
         else:
             target.unlink(missing_ok=True)
     return targets
+
+
+def _installed_installer() -> Path | None:
+    """The pyz the bootstrap or the host install left on PATH, if it is still there: the host
+    scope removes it only while it is the copy it installed, and `self update` replaces it."""
+    from ..machine._host_layout import host_layout
+    from ..scopes._self_pyz import installed_path, pyz_version
+
+    try:
+        path = installed_path(host_layout())
+    except (OSError, ValueError):
+        return None
+    if path.is_symlink() or not path.is_file() or pyz_version(path) is None:
+        return None  # not a mam-install pyz: not ours to remove
+    return path
 
 
 def run_rollback(

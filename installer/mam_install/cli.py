@@ -282,6 +282,7 @@ def resolve(
 @click.option("--sha256", metavar="HEX", help="Pin its archive, manifest or SHA256SUMS.")
 @click.option("-y", "--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
 @lock_timeout_option
+@timeout_option
 @command_runner
 def restore(
     feedback: Any,
@@ -292,13 +293,15 @@ def restore(
     sha256: str | None,
     assume_yes: bool,
     lock_timeout: float,
+    timeout: float | None,
 ) -> Any:
     """Bring back files of mam's that you deleted (they stay deleted until you do)."""
     from .commands._cmd_resolve import run_restore
+    from .release._sources import SourceSpec
 
+    spec = SourceSpec(source, sha256, False, timeout=timeout, progress=progress_for(settings))
     return run_restore(
-        workspace, paths, source, sha256, feedback, assume_yes=assume_yes,
-        lock_timeout=lock_timeout,
+        workspace, paths, spec, feedback, assume_yes=assume_yes, lock_timeout=lock_timeout
     )
 
 

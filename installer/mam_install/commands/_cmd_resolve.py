@@ -243,8 +243,7 @@ def _receipt(layout: ScopeLayout) -> Receipt:
 def run_restore(
     workspace: Path | None,
     paths: tuple[Path, ...],
-    source: str | None,
-    sha256: str | None,
+    source: SourceSpec,
     feedback: ConsoleFeedback,
     *,
     assume_yes: bool,
@@ -255,8 +254,8 @@ def run_restore(
     run = RunOptions(assume_yes=assume_yes, lock_timeout=lock_timeout)
     with Staging() as staging:
         scope = WorkspaceScope(
-            root, LazyStaged(SourceSpec(source, sha256, False), staging, feedback),
-            restore=frozenset(workspace_paths(root, paths)), embedded_only=source is None,
+            root, LazyStaged(source, staging, feedback),
+            restore=frozenset(workspace_paths(root, paths)), embedded_only=source.location is None,
         )
         result = drive(scope, "restore", run, feedback)
     return CommandResult(command="restore", scopes={"workspace": result})

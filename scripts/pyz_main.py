@@ -153,6 +153,6 @@ _AT = next(
     len(sys.path),
 )
 sys.path.insert(_AT, _PATH)
-from mam_install.cli import main  # noqa: E402
+from mam_install._entry import main  # noqa: E402
 
 sys.exit(main())

@@ -13,7 +13,9 @@ from workspaces import ROOT
 
 PACKAGE = ROOT / "installer" / "mam_install"
 LAYERS = ["release", "machine", "engine", "actions", "scopes", "commands"]
-TOP = {"mam_install.cli", "mam_install._cli_run", "mam_install.__main__"}
+TOP = {
+    "mam_install.cli", "mam_install._cli_run", "mam_install.__main__", "mam_install._entry",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -67,7 +69,9 @@ def test_every_module_sits_in_a_layer_or_in_the_small_base():
     base = sorted(m for m in MODULES if rank(m) == 0 and m.count(".") == 1)
     assert base == [
         "mam_install._confirm", "mam_install._debug_log", "mam_install._errors",
-        "mam_install._feedback", "mam_install._hashing", "mam_install._runner",
+        "mam_install._feedback", "mam_install._hashing", "mam_install._inspect",
+        "mam_install._noop", "mam_install._runner", "mam_install._state_entries",
+        "mam_install._where",
     ]
 
 

@@ -1,5 +1,5 @@
 """`python -m mam_install`: the same command line as the pyz."""
 
-from .cli import main
+from ._entry import main
 
 main()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import BinaryIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 # 1 MiB reads keep the per-call overhead negligible next to hashing itself (DESIGN §9:
 # >= 80% of hashlib's throughput) while keeping memory constant whatever the file size.

@@ -80,6 +80,10 @@ class Scope(Protocol):
     def quick_plan(self, verb: str, previous: Receipt | None) -> InstallPlan | None:
         """The plan made without staging, when it is sure to change nothing."""
 
+    def remember(self, verb: str) -> None:
+        """After a run that succeeded: leave (or drop) what lets the next re-install answer
+        before the engine is imported (_noop); never fails the run."""
+
     def plan_install(
         self, verb: str, previous: Receipt | None, feedback: ConsoleFeedback
     ) -> tuple[InstallPlan, dict[str, Path]]: ...
@@ -169,7 +173,9 @@ def _write(scope: Scope, verb: Verb, opts: RunOptions, feedback: ConsoleFeedback
             recovered = recover(layout, ctx)
             previous = read_receipt(layout)
             if verb == "rollback":
-                return _rollback(scope, ctx, previous, recovered, feedback)
+                rolled = _rollback(scope, ctx, previous, recovered, feedback)
+                _remember(scope, verb)
+                return rolled
             if previous is None and verb == "uninstall":
                 raise not_installed(scope)
             reason = scope.nothing_here(previous) if verb in INSTALLING else None
@@ -178,12 +184,13 @@ def _write(scope: Scope, verb: Verb, opts: RunOptions, feedback: ConsoleFeedback
             plan, sources = _plan(scope, verb, previous, opts, feedback)
             pending = list(plan.pending())
             result = _result(scope, verb, plan, previous, pending, applied=True)
-            if verb in INSTALLING and _is_noop(plan, previous):
+            if verb in INSTALLING and is_noop(plan, previous):
                 feedback.info(
                     f"mam {plan.payload_version} is already installed in {scope.root}; "
                     "nothing to do"
                 )
                 result.applied, result.reason = False, "up to date"
+                _remember(scope, verb)
                 return result
             confirm(result.steps, scope.question(verb), assume_yes=opts.assume_yes,
                     feedback=feedback)
@@ -191,10 +198,19 @@ def _write(scope: Scope, verb: Verb, opts: RunOptions, feedback: ConsoleFeedback
             if verb == "uninstall":
                 remove_state_dir(layout)
             scope.after(verb, plan, previous, feedback)
+            _remember(scope, verb)
             return result
     finally:
         if created and not layout.receipt.exists():
             remove_state_dir(layout)  # a first install that failed or did nothing leaves no trace
+
+
+def _remember(scope: Scope, verb: Verb) -> None:
+    """The no-op witness is a shortcut for the next run, never a reason for this one to fail."""
+    try:
+        scope.remember(verb)
+    except (OSError, MamError):
+        pass
 
 
 @contextlib.contextmanager
@@ -270,7 +286,7 @@ def check_version(
         )
 
 
-def _is_noop(plan: InstallPlan, previous: Receipt | None) -> bool:
+def is_noop(plan: InstallPlan, previous: Receipt | None) -> bool:
     """Nothing to run, and nothing new to remember: a run that changes no file but notices a
     decision (a deletion, an edit, a conflict settled by hand) still records it."""
     if not plan.is_noop or previous is None or previous.run.status != "complete":

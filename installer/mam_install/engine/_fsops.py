@@ -9,49 +9,38 @@ directory: a reader (or a crash) sees the old bytes or the new ones, nothing in 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from .._errors import ConflictError
 from .._hashing import CHUNK_SIZE
+from .._inspect import (
+    CLOEXEC,
+    DIRECTORY,
+    NOFOLLOW,
+    SymlinkInPath,
+    hash_fd,
+    split,
+    walk_dir,
+)
+from .._inspect import (
+    PathState as PathState,
+)
+from .._inspect import (
+    UnsafePath as UnsafePath,
+)
+from .._inspect import (
+    inspect as inspect,
+)
 from ..release._manifest import TMP_SUFFIX
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW, _DIRECTORY, _CLOEXEC = NOFOLLOW, DIRECTORY, CLOEXEC
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-PathKind = Literal["absent", "file", "symlink", "symlinked-parent", "blocked-parent", "other"]
-
-
-class UnsafePath(ConflictError):
-    """A symlink or a non-directory sits where we need a real directory or file."""
-
-    kind: PathKind = "blocked-parent"
-
-
-class SymlinkInPath(UnsafePath):
-    kind: PathKind = "symlinked-parent"
-
-
-@dataclass(frozen=True)
-class PathState:
-    """What is at ``root/rel`` right now, seen without following any symlink."""
-
-    kind: PathKind
-    sha256: str | None = None
-    mode: int | None = None
-    detail: str = ""
-
-
-def _split(rel: str) -> list[str]:
-    return [part for part in rel.split("/") if part]
+_split = split
 
 
 @contextmanager
@@ -59,25 +48,8 @@ def open_dir(
     root: Path, rel_dir: str, *, create: bool = False, mode: int = 0o755
 ) -> Iterator[int]:
     """Yield an fd of ``root/rel_dir``, refusing symlinks in every component below ``root``."""
-    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    fd = walk_dir(root, rel_dir, create=create, mode=mode)
     try:
-        walked = ""
-        for part in _split(rel_dir):
-            walked = f"{walked}/{part}" if walked else part
-            try:
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(part, mode, dir_fd=fd)
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                raise SymlinkInPath(f"{root / walked} is a symlink; never written through")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{root / walked} is not a directory")
-            child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = child
         yield fd
     finally:
         os.close(fd)
@@ -88,37 +60,7 @@ def _parent_and_name(rel: str) -> tuple[str, str]:
     return "/".join(parts[:-1]), parts[-1]
 
 
-def _hash_fd(fd: int) -> str:
-    digest = hashlib.sha256()
-    while True:
-        chunk = os.read(fd, CHUNK_SIZE)
-        if not chunk:
-            return digest.hexdigest()
-        digest.update(chunk)
-
-
-def inspect(root: Path, rel: str) -> PathState:
-    """Classify ``root/rel``: absent, a regular file (with its hash), a symlink, or blocked."""
-    parent, name = _parent_and_name(rel)
-    try:
-        with open_dir(root, parent) as dfd:
-            try:
-                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            except FileNotFoundError:
-                return PathState("absent")
-            if stat.S_ISLNK(st.st_mode):
-                return PathState("symlink", detail=os.readlink(name, dir_fd=dfd))
-            if not stat.S_ISREG(st.st_mode):
-                return PathState("other", detail="not a regular file")
-            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dfd)
-            try:
-                return PathState("file", sha256=_hash_fd(fd), mode=stat.S_IMODE(st.st_mode))
-            finally:
-                os.close(fd)
-    except FileNotFoundError:
-        return PathState("absent")
-    except UnsafePath as exc:
-        return PathState(exc.kind, detail=str(exc))
+_hash_fd = hash_fd
 
 
 def _write_temp(dfd: int, tmp: str, source: Path | BinaryIO, mode: int) -> None:

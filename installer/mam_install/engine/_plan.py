@@ -164,11 +164,18 @@ def read_receipt(layout: ScopeLayout, archived: str | None = None) -> Receipt | 
     """Read the scope's receipt (or an ``archived`` one, ``receipts/<version>.json``); None when
     there is none. Anything unreadable, or failing a check of _receipt_check, is a ReceiptError:
     a receipt is input like any file of a clone (DESIGN §1.6)."""
+    return read_receipt_bytes(layout, archived)[0]
+
+
+def read_receipt_bytes(
+    layout: ScopeLayout, archived: str | None = None
+) -> tuple[Receipt | None, bytes]:
+    """`read_receipt`, with the very bytes it checked (b"" when there is none)."""
     rel = archived or RECEIPT_NAME
     origin = str(layout.state_dir / rel)
     raw = read_state_file(layout, rel)
     if raw is None:
-        return None
+        return None, b""
     try:
         doc = load_json_strict(raw, origin, ValueError)
     except ValueError as exc:
@@ -200,4 +207,4 @@ def read_receipt(layout: ScopeLayout, archived: str | None = None) -> Receipt | 
         actions=actions,
         schema_version=RECEIPT_SCHEMA,
     )
-    return Receipt(plan=plan, run=run)
+    return Receipt(plan=plan, run=run), raw

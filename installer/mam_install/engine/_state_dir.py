@@ -9,17 +9,14 @@ component at a time (``_fsops.open_dir``).
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from .._errors import ReceiptError
-from ..machine._layout import GITIGNORE_NAME, RECEIPT_NAME, ScopeLayout
+from .._state_entries import GITIGNORE_NAME, state_dir_problem
+from ..machine._layout import ScopeLayout
 from . import _fsops as fsops
 
 MAX_RECEIPT_BYTES = 16 * 1024 * 1024
-_FILES = (RECEIPT_NAME, "lock", "lock.excl", GITIGNORE_NAME)
-_TREES = ("receipts", "backup")
 # `.mam/.gitignore`: the state directory is machine state and must never be committed.
 GITIGNORE = b"# mam-install's machine state: never commit it.\n*\n"
 
@@ -31,43 +28,13 @@ def _refuse(path: Path, what: str) -> ReceiptError:
     )
 
 
-def _check_tree(path: Path) -> None:
-    """Every entry below ``path`` is a real directory or regular file, never a symlink."""
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISLNK(st.st_mode):
-                raise _refuse(Path(dirpath) / name, "is a symlink")
-            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-                raise _refuse(Path(dirpath) / name, "is not a regular file or directory")
-
-
 def check_state_dir(layout: ScopeLayout) -> None:
     """Refuse a state directory with a symlink (or anything odd) where mam-install looks."""
-    if layout.state_dir != layout.anchor:
-        try:
-            st = os.lstat(layout.state_dir)
-        except FileNotFoundError:
-            return
-        if stat.S_ISLNK(st.st_mode):
-            raise _refuse(layout.state_dir, "is a symlink")
-        if not stat.S_ISDIR(st.st_mode):
-            raise _refuse(layout.state_dir, "is not a directory")
-    for name in _FILES:
-        try:
-            st = os.lstat(layout.state_dir / name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            raise _refuse(layout.state_dir / name, "is a symlink or not a regular file")
-    for name in _TREES:
-        try:
-            st = os.lstat(layout.state_dir / name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            raise _refuse(layout.state_dir / name, "is a symlink or not a directory")
-        _check_tree(layout.state_dir / name)
+    problem = state_dir_problem(
+        str(layout.state_dir), is_root=layout.state_dir == layout.anchor
+    )
+    if problem is not None:
+        raise _refuse(Path(problem[0]), problem[1])
 
 
 def ensure_state_dir(layout: ScopeLayout) -> bool:

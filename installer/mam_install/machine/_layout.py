@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-STATE_DIR_NAME = ".mam"
-RECEIPT_NAME = "install-receipt.json"
-GITIGNORE_NAME = ".gitignore"
+from .. import _where
+from .._state_entries import GITIGNORE_NAME as GITIGNORE_NAME
+from .._state_entries import RECEIPT_NAME as RECEIPT_NAME
+
+STATE_DIR_NAME = _where.STATE_DIR_NAME
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,11 @@ def workspace_layout(root: Path) -> ScopeLayout:
 
 
 def find_workspace(start: Path, explicit: Path | None = None) -> Path:
-    """``--workspace DIR``, else the nearest ancestor holding ``.mam/`` or ``.git``, else cwd."""
+    """``--workspace DIR``, else the nearest ancestor holding ``.mam/`` or ``.git``, else cwd
+    (the search is _where's, which the no-op check runs before pathlib is imported)."""
     if explicit is not None:
         return explicit.expanduser().absolute()
-    start = start.absolute()
-    for candidate in (start, *start.parents):
-        if (candidate / STATE_DIR_NAME).is_dir() or (candidate / ".git").exists():
-            return candidate
-    return start
+    return Path(_where.find_workspace(str(start.absolute())))
 
 
 def nearest_existing(path: Path) -> Path:

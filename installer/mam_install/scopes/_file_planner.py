@@ -17,7 +17,7 @@ file, or deleted).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -50,6 +50,7 @@ class PlannedFile:
 
 
 OnConflict = Literal["beside", "keep", "take-new", "error"]
+Look = Callable[[Path, str], fsops.PathState]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class _Planner:
     version: str = ""
     on_conflict: OnConflict = "beside"
     restore: frozenset[str] = frozenset()
+    look: Look = fsops.inspect  # how the disk is seen (a recorder for the no-op witness)
     actions: list[Action] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
 
@@ -131,7 +133,7 @@ class _Planner:
         for directory in wanted:
             if any(directory.startswith(b + "/") for b in blocked):
                 continue
-            state = fsops.inspect(self.root, directory)
+            state = self.look(self.root, directory)
             if state.kind == "absent":
                 self.actions.append(CreateDirectory(path=directory, base=self.base))
             elif state.kind in ("symlink", "symlinked-parent"):
@@ -157,7 +159,7 @@ class _Planner:
         ours, decision = self._ours(path), self._decision(path)
         pending = self._ours(path + NEW_SUFFIX)
         settled = pending is not None and (
-            fsops.inspect(self.root, path + NEW_SUFFIX).kind == "absent"
+            self.look(self.root, path + NEW_SUFFIX).kind == "absent"
         )
         if decision == "conflict" and pending is not None and settled:
             return pending, "took-new" if disk.sha256 == pending else "kept-mine"
@@ -169,7 +171,7 @@ class _Planner:
             if directory in blocked:
                 self._keep(path, blocked[directory], pre_existed=True)
                 return
-        disk = fsops.inspect(self.root, path)
+        disk = self.look(self.root, path)
         ours, decision = self._settled(path, disk)
         version = self._version_of(path) or self.version
         if disk.kind in ("symlink", "symlinked-parent"):
@@ -232,7 +234,7 @@ class _Planner:
         ours = self._ours(new_path)
         if ours is None:
             return False
-        disk = fsops.inspect(self.root, new_path)
+        disk = self.look(self.root, new_path)
         if disk.kind == "file" and disk.sha256 == ours:
             self._keep(new_path, "pending", disk_sha256=ours, owned_sha256=ours,
                        version=self._version_of(new_path))
@@ -284,7 +286,7 @@ class _Planner:
         self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path,
                    owned_sha256=ours, decision="conflict", version=version if ours else "")
         ours = self._ours(new_path)
-        disk = fsops.inspect(self.root, new_path)
+        disk = self.look(self.root, new_path)
         if disk.kind == "absent":
             self._write(entry, new_path, f"beside your {entry.path}")
         elif disk.kind == "file" and disk.sha256 == entry.sha256:
@@ -306,7 +308,7 @@ class _Planner:
             path = key[len(prefix) :]
             if path in current or path in planned_new:
                 continue
-            disk = fsops.inspect(self.root, path)
+            disk = self.look(self.root, path)
             if disk.kind == "file" and disk.sha256 == sha256:
                 reason = (
                     "no longer needed beside its file"
@@ -337,10 +339,11 @@ def plan_files(
     version: str = "",
     on_conflict: OnConflict = "beside",
     restore: frozenset[str] = frozenset(),
+    look: Look = fsops.inspect,
 ) -> list[Action]:
     """Inspect ``files`` below ``root`` (``base``, when given) and return the ordered actions."""
     root = Path(base) if base else root
-    planner = _Planner(root, base, previous, legacy or {}, version, on_conflict, restore)
+    planner = _Planner(root, base, previous, legacy or {}, version, on_conflict, restore, look)
     return planner.plan(files)
 
 
@@ -352,6 +355,7 @@ def plan_workspace(
     *,
     on_conflict: OnConflict = "beside",
     restore: frozenset[str] = frozenset(),
+    look: Look = fsops.inspect,
 ) -> list[Action]:
     """Inspect the workspace and return the ordered actions; touches nothing."""
     files = tuple(
@@ -359,7 +363,7 @@ def plan_workspace(
         for e in manifest.in_scope("workspace")
     )
     return plan_files(root, files, previous, legacy=legacy, version=manifest.version,
-                      on_conflict=on_conflict, restore=restore)
+                      on_conflict=on_conflict, restore=restore, look=look)
 
 
 def plan_uninstall(root: Path, receipt: Receipt) -> list[Action]:

@@ -149,6 +149,9 @@ class HostScope:
     def quick_plan(self, verb: str, previous: Receipt | None) -> InstallPlan | None:
         return None
 
+    def remember(self, verb: str) -> None:
+        """The no-op witness (_noop) answers for a workspace only: nothing to leave here."""
+
     def plan_install(
         self, verb: str, previous: Receipt | None, feedback: ConsoleFeedback
     ) -> tuple[InstallPlan, dict[str, Path]]:

@@ -13,6 +13,7 @@ from .._errors import ConflictError, PlatformError, UsageError
 from .._feedback import ConsoleFeedback
 from .._runner import CommandRunner, SubprocessRunner
 from ..actions._file_actions import KeepFile
+from ..engine import _fsops as fsops
 from ..engine._action import Action, Context
 from ..engine._plan import InstallPlan, Receipt
 from ..engine._state_dir import ensure_state_dir
@@ -20,7 +21,7 @@ from ..machine._layout import ScopeLayout, nearest_existing, workspace_layout
 from ..release._lazy_source import LazyStaged
 from ..release._manifest import Manifest, parse_manifest
 from ..release._sources import Staged
-from ._file_planner import OnConflict, Previous, plan_uninstall, plan_workspace
+from ._file_planner import Look, OnConflict, Previous, plan_uninstall, plan_workspace
 from ._summary import summarize, summary_line
 from ._workspace_status import file_states
 
@@ -96,7 +97,9 @@ class WorkspaceScope:
     def new_version(self) -> str:
         return self._staged().payload.manifest.version
 
-    def quick_plan(self, verb: str, previous: Receipt | None) -> InstallPlan | None:
+    def quick_plan(
+        self, verb: str, previous: Receipt | None, look: Look = fsops.inspect
+    ) -> InstallPlan | None:
         """The plan, made without staging, when it is sure to change nothing (a re-install).
 
         Only for the payload inside the running pyz, whose manifest is as trusted as the
@@ -112,8 +115,35 @@ class WorkspaceScope:
         manifest = parse_manifest(path.read_bytes(), str(path))
         if manifest.version != previous.plan.payload_version:
             return None
-        plan = self._build(manifest, previous.plan.source, previous)
+        plan = self._build(manifest, previous.plan.source, previous, look)
         return plan if plan.is_noop else None
+
+    def remember(self, verb: str) -> None:
+        """Leave the no-op witness (_noop) when a re-install of this pyz's payload would now
+        change nothing and say nothing but that; drop it otherwise. The plan is made again from
+        what is on disk now, with every observation recorded: the witness is exactly what the
+        engine's answer rests on."""
+        from .._noop import Seen, forget, record
+        from ..engine._driver import is_noop
+        from ..engine._plan import read_receipt_bytes
+
+        root = str(self.root)
+        if verb in ("uninstall", "rollback") or not self.embedded_only:
+            forget(root)
+            return
+        seen: list[Seen] = []
+
+        def look(base: Path, rel: str) -> fsops.PathState:
+            state = fsops.inspect(base, rel)
+            seen.append((rel, state.kind, state.sha256))
+            return state
+
+        previous, raw = read_receipt_bytes(self.layout)
+        plan = self.quick_plan("install", previous, look)
+        if plan is None or previous is None or not is_noop(plan, previous) or self.decisions(plan):
+            forget(root)
+            return
+        record(root, plan.payload_version, raw, seen)
 
     def plan_install(
         self, verb: str, previous: Receipt | None, feedback: ConsoleFeedback
@@ -128,11 +158,12 @@ class WorkspaceScope:
         return self._build(manifest, record, previous), sources
 
     def _build(
-        self, manifest: Manifest, source: dict[str, Any], previous: Receipt | None
+        self, manifest: Manifest, source: dict[str, Any], previous: Receipt | None,
+        look: Look = fsops.inspect,
     ) -> InstallPlan:
         actions = plan_workspace(
             self.root, manifest, Previous.from_receipt(previous), _legacy_hashes(),
-            on_conflict=self.on_conflict, restore=self.restore,
+            on_conflict=self.on_conflict, restore=self.restore, look=look,
         )
         return InstallPlan(
             scope="workspace",

@@ -235,3 +235,28 @@ def test_install_never_lists_the_workspace_so_unrelated_files_cost_nothing(
     assert install(ws, releases["2.0.0"])[0] == 0
     assert cli("status", "--workspace", ws).exit_code == 0
     assert listed == []
+
+
+def test_the_receipt_lists_directories_in_one_order_whatever_the_hash_seed(tmp_path, releases):
+    """Directories of one depth were ordered by set iteration, which follows PYTHONHASHSEED:
+    two runs from the same state wrote receipts that differ (found by tests/test_noop_witness)."""
+    import json
+    import subprocess
+    import sys
+
+    from workspaces import ROOT
+
+    receipts = set()
+    for seed in map(str, range(12)):
+        ws = tmp_path / f"ws-{seed}" / "ws"
+        ws.mkdir(parents=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "mam_install", "install", "-y", "--no-host", "--workspace",
+             str(ws), *map(str, pinned(releases["2.0.0"]))],
+            env={**os.environ, "PYTHONHASHSEED": seed,
+                 "PYTHONPATH": str(ROOT / "installer")}, capture_output=True, text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        doc = json.loads((ws / ".mam/install-receipt.json").read_bytes())
+        receipts.add(json.dumps([a["path"] for a in doc["actions"]]))
+    assert len(receipts) == 1

@@ -107,17 +107,57 @@ def hash_fd(fd: int) -> str:
         digest.update(chunk)
 
 
-def inspect(root: str | os.PathLike[str], rel: str) -> PathState:
-    """Classify ``root/rel``: absent, a regular file (with its hash), a symlink, or blocked."""
-    parts = split(rel)
-    parent, name = "/".join(parts[:-1]), parts[-1]
-    try:
-        dfd = walk_dir(root, parent)
-    except FileNotFoundError:
-        return PathState("absent")
-    except UnsafePath as exc:
-        return PathState(exc.kind, detail=str(exc))
-    try:
+class Walker:
+    """Inspections below one root that share the directory fds they walk: each directory is
+    opened once (``O_NOFOLLOW``, from its parent's fd), not once for every path below it. For a
+    planner or a check that looks at many paths within moments; ``close()`` when done."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = root
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> Walker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def _dir(self, rel_dir: str) -> int:
+        """The fd of ``root/rel_dir``; FileNotFoundError or UnsafePath as walk_dir raises."""
+        fd = self._fds.get(rel_dir)
+        if fd is not None:
+            return fd
+        if not rel_dir:
+            fd = os.open(self.root, os.O_RDONLY | DIRECTORY | CLOEXEC)
+        else:
+            head, _, part = rel_dir.rpartition("/")
+            parent = self._dir(head)
+            st = os.stat(part, dir_fd=parent, follow_symlinks=False)
+            where = os.path.join(self.root, rel_dir)
+            if stat.S_ISLNK(st.st_mode):
+                raise SymlinkInPath(f"{where} is a symlink; never written through")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{where} is not a directory")
+            fd = os.open(part, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=parent)
+        self._fds[rel_dir] = fd
+        return fd
+
+    def inspect(self, rel: str) -> PathState:
+        """Classify ``root/rel``: absent, a regular file (with its hash), a symlink, or
+        blocked (a symlink or a non-directory among its parents)."""
+        parts = split(rel)
+        try:
+            dfd = self._dir("/".join(parts[:-1]))
+        except FileNotFoundError:
+            return PathState("absent")
+        except UnsafePath as exc:
+            return PathState(exc.kind, detail=str(exc))
+        name = parts[-1]
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -134,5 +174,9 @@ def inspect(root: str | os.PathLike[str], rel: str) -> PathState:
             return PathState("file", sha256=hash_fd(fd), mode=stat.S_IMODE(st.st_mode))
         finally:
             os.close(fd)
-    finally:
-        os.close(dfd)
+
+
+def inspect(root: str | os.PathLike[str], rel: str) -> PathState:
+    """Classify ``root/rel`` (one look: see Walker for many)."""
+    with Walker(root) as walker:
+        return walker.inspect(rel)

@@ -24,7 +24,7 @@ import json
 import os
 import stat
 
-from ._inspect import CLOEXEC, NOFOLLOW, inspect
+from ._inspect import CLOEXEC, NOFOLLOW, Walker
 from ._state_entries import GITIGNORE_NAME, RECEIPT_NAME, state_dir_problem
 from ._where import STATE_DIR_NAME
 
@@ -192,13 +192,14 @@ def holds(root: str) -> str | None:
     if lock is None:
         return None
     try:
-        receipt = inspect(root, f"{STATE_DIR_NAME}/{RECEIPT_NAME}")
-        if receipt.kind != "file" or receipt.sha256 != doc["receipt_sha256"]:
-            return None
-        for rel, kind, sha256 in doc["seen"]:  # type: ignore[attr-defined]
-            now = inspect(root, rel)
-            if now.kind != kind or now.sha256 != sha256:
+        with Walker(root) as walker:
+            receipt = walker.inspect(f"{STATE_DIR_NAME}/{RECEIPT_NAME}")
+            if receipt.kind != "file" or receipt.sha256 != doc["receipt_sha256"]:
                 return None
+            for rel, kind, sha256 in doc["seen"]:  # type: ignore[attr-defined]
+                now = walker.inspect(rel)
+                if now.kind != kind or now.sha256 != sha256:
+                    return None
     finally:
         os.close(lock)
     version = doc["version"]

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 from .._errors import ConflictError
+from .._inspect import Walker
+from .._noop import Seen
 from ..actions._file_actions import (
     CreateDirectory,
     Decision,
@@ -50,7 +52,7 @@ class PlannedFile:
 
 
 OnConflict = Literal["beside", "keep", "take-new", "error"]
-Look = Callable[[Path, str], fsops.PathState]
+Look = Callable[[str], fsops.PathState]  # what is at a path below the planner's root
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,10 @@ class _Planner:
     base: str | None
     previous: Previous
     legacy: Mapping[str, Mapping[str, str]]
+    look: Look  # every observation of the disk the plan rests on goes through here
     version: str = ""
     on_conflict: OnConflict = "beside"
     restore: frozenset[str] = frozenset()
-    look: Look = fsops.inspect  # how the disk is seen (a recorder for the no-op witness)
     actions: list[Action] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
 
@@ -129,11 +131,13 @@ class _Planner:
     def _plan_directories(self, entries: tuple[PlannedFile, ...]) -> dict[str, str]:
         """Create missing parent dirs in order; return dir -> reason for dirs we cannot use."""
         blocked: dict[str, str] = {}
-        wanted = sorted({d for e in entries for d in _parents(e.path)}, key=lambda d: d.count("/"))
+        # Parents first, then by name: the receipt lists them in one order whatever the hash seed.
+        wanted = sorted({d for e in entries for d in _parents(e.path)},
+                        key=lambda d: (d.count("/"), d))
         for directory in wanted:
             if any(directory.startswith(b + "/") for b in blocked):
                 continue
-            state = self.look(self.root, directory)
+            state = self.look(directory)
             if state.kind == "absent":
                 self.actions.append(CreateDirectory(path=directory, base=self.base))
             elif state.kind in ("symlink", "symlinked-parent"):
@@ -159,7 +163,7 @@ class _Planner:
         ours, decision = self._ours(path), self._decision(path)
         pending = self._ours(path + NEW_SUFFIX)
         settled = pending is not None and (
-            self.look(self.root, path + NEW_SUFFIX).kind == "absent"
+            self.look(path + NEW_SUFFIX).kind == "absent"
         )
         if decision == "conflict" and pending is not None and settled:
             return pending, "took-new" if disk.sha256 == pending else "kept-mine"
@@ -171,7 +175,7 @@ class _Planner:
             if directory in blocked:
                 self._keep(path, blocked[directory], pre_existed=True)
                 return
-        disk = self.look(self.root, path)
+        disk = self.look(path)
         ours, decision = self._settled(path, disk)
         version = self._version_of(path) or self.version
         if disk.kind in ("symlink", "symlinked-parent"):
@@ -234,7 +238,7 @@ class _Planner:
         ours = self._ours(new_path)
         if ours is None:
             return False
-        disk = self.look(self.root, new_path)
+        disk = self.look(new_path)
         if disk.kind == "file" and disk.sha256 == ours:
             self._keep(new_path, "pending", disk_sha256=ours, owned_sha256=ours,
                        version=self._version_of(new_path))
@@ -286,7 +290,7 @@ class _Planner:
         self._keep(entry.path, reason, disk_sha256=disk_sha256, new_path=new_path,
                    owned_sha256=ours, decision="conflict", version=version if ours else "")
         ours = self._ours(new_path)
-        disk = self.look(self.root, new_path)
+        disk = self.look(new_path)
         if disk.kind == "absent":
             self._write(entry, new_path, f"beside your {entry.path}")
         elif disk.kind == "file" and disk.sha256 == entry.sha256:
@@ -308,7 +312,7 @@ class _Planner:
             path = key[len(prefix) :]
             if path in current or path in planned_new:
                 continue
-            disk = self.look(self.root, path)
+            disk = self.look(path)
             if disk.kind == "file" and disk.sha256 == sha256:
                 reason = (
                     "no longer needed beside its file"
@@ -324,7 +328,7 @@ class _Planner:
         mine = {d for d in self.previous.dirs if d.startswith(prefix) and d not in needed}
         if self.base is None:
             mine = {d for d in mine if not d.startswith("/")}
-        for key in sorted(mine, key=lambda d: -d.count("/")):
+        for key in sorted(mine, key=lambda d: (-d.count("/"), d)):
             self.actions.append(RemoveDirectory(path=key[len(prefix) :], base=self.base))
 
 
@@ -339,12 +343,22 @@ def plan_files(
     version: str = "",
     on_conflict: OnConflict = "beside",
     restore: frozenset[str] = frozenset(),
-    look: Look = fsops.inspect,
+    seen: list[Seen] | None = None,
 ) -> list[Action]:
-    """Inspect ``files`` below ``root`` (``base``, when given) and return the ordered actions."""
+    """Inspect ``files`` below ``root`` (``base``, when given) and return the ordered actions;
+    every observation made is appended to ``seen`` when given (the no-op witness, _noop)."""
     root = Path(base) if base else root
-    planner = _Planner(root, base, previous, legacy or {}, version, on_conflict, restore, look)
-    return planner.plan(files)
+    with Walker(root) as walker:
+
+        def look(rel: str) -> fsops.PathState:
+            state = walker.inspect(rel)
+            if seen is not None:
+                seen.append((rel, state.kind, state.sha256))
+            return state
+
+        planner = _Planner(root, base, previous, legacy or {}, look, version, on_conflict,
+                           restore)
+        return planner.plan(files)
 
 
 def plan_workspace(
@@ -355,7 +369,7 @@ def plan_workspace(
     *,
     on_conflict: OnConflict = "beside",
     restore: frozenset[str] = frozenset(),
-    look: Look = fsops.inspect,
+    seen: list[Seen] | None = None,
 ) -> list[Action]:
     """Inspect the workspace and return the ordered actions; touches nothing."""
     files = tuple(
@@ -363,7 +377,7 @@ def plan_workspace(
         for e in manifest.in_scope("workspace")
     )
     return plan_files(root, files, previous, legacy=legacy, version=manifest.version,
-                      on_conflict=on_conflict, restore=restore, look=look)
+                      on_conflict=on_conflict, restore=restore, seen=seen)
 
 
 def plan_uninstall(root: Path, receipt: Receipt) -> list[Action]:

@@ -11,9 +11,9 @@ from typing import Any
 from .. import __version__
 from .._errors import ConflictError, PlatformError, UsageError
 from .._feedback import ConsoleFeedback
+from .._noop import Seen
 from .._runner import CommandRunner, SubprocessRunner
 from ..actions._file_actions import KeepFile
-from ..engine import _fsops as fsops
 from ..engine._action import Action, Context
 from ..engine._plan import InstallPlan, Receipt
 from ..engine._state_dir import ensure_state_dir
@@ -21,7 +21,7 @@ from ..machine._layout import ScopeLayout, nearest_existing, workspace_layout
 from ..release._lazy_source import LazyStaged
 from ..release._manifest import Manifest, parse_manifest
 from ..release._sources import Staged
-from ._file_planner import Look, OnConflict, Previous, plan_uninstall, plan_workspace
+from ._file_planner import OnConflict, Previous, plan_uninstall, plan_workspace
 from ._summary import summarize, summary_line
 from ._workspace_status import file_states
 
@@ -98,7 +98,7 @@ class WorkspaceScope:
         return self._staged().payload.manifest.version
 
     def quick_plan(
-        self, verb: str, previous: Receipt | None, look: Look = fsops.inspect
+        self, verb: str, previous: Receipt | None, seen: list[Seen] | None = None
     ) -> InstallPlan | None:
         """The plan, made without staging, when it is sure to change nothing (a re-install).
 
@@ -115,7 +115,7 @@ class WorkspaceScope:
         manifest = parse_manifest(path.read_bytes(), str(path))
         if manifest.version != previous.plan.payload_version:
             return None
-        plan = self._build(manifest, previous.plan.source, previous, look)
+        plan = self._build(manifest, previous.plan.source, previous, seen)
         return plan if plan.is_noop else None
 
     def remember(self, verb: str) -> None:
@@ -123,7 +123,7 @@ class WorkspaceScope:
         change nothing and say nothing but that; drop it otherwise. The plan is made again from
         what is on disk now, with every observation recorded: the witness is exactly what the
         engine's answer rests on."""
-        from .._noop import Seen, forget, record
+        from .._noop import forget, record
         from ..engine._driver import is_noop
         from ..engine._plan import read_receipt_bytes
 
@@ -132,14 +132,8 @@ class WorkspaceScope:
             forget(root)
             return
         seen: list[Seen] = []
-
-        def look(base: Path, rel: str) -> fsops.PathState:
-            state = fsops.inspect(base, rel)
-            seen.append((rel, state.kind, state.sha256))
-            return state
-
         previous, raw = read_receipt_bytes(self.layout)
-        plan = self.quick_plan("install", previous, look)
+        plan = self.quick_plan("install", previous, seen)
         if plan is None or previous is None or not is_noop(plan, previous) or self.decisions(plan):
             forget(root)
             return
@@ -159,11 +153,11 @@ class WorkspaceScope:
 
     def _build(
         self, manifest: Manifest, source: dict[str, Any], previous: Receipt | None,
-        look: Look = fsops.inspect,
+        seen: list[Seen] | None = None,
     ) -> InstallPlan:
         actions = plan_workspace(
             self.root, manifest, Previous.from_receipt(previous), _legacy_hashes(),
-            on_conflict=self.on_conflict, restore=self.restore, look=look,
+            on_conflict=self.on_conflict, restore=self.restore, seen=seen,
         )
         return InstallPlan(
             scope="workspace",

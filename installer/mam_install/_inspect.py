@@ -68,6 +68,24 @@ def split(rel: str) -> list[str]:
     return [part for part in rel.split("/") if part]
 
 
+def _step(parent: int, part: str, where: str, *, create: bool = False,
+          mode: int = 0o755) -> int:
+    """An fd of the directory ``part`` in ``parent`` (``where`` names it in messages): never a
+    symlink or a non-directory; ``create`` makes it if missing."""
+    try:
+        st = os.stat(part, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        if not create:
+            raise
+        os.mkdir(part, mode, dir_fd=parent)
+        st = os.stat(part, dir_fd=parent, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        raise SymlinkInPath(f"{where} is a symlink; never written through")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{where} is not a directory")
+    return os.open(part, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=parent)
+
+
 def walk_dir(root: str | os.PathLike[str], rel_dir: str, *, create: bool = False,
              mode: int = 0o755) -> int:
     """An fd of ``root/rel_dir`` (the caller closes it), refusing a symlink or a non-directory
@@ -77,19 +95,7 @@ def walk_dir(root: str | os.PathLike[str], rel_dir: str, *, create: bool = False
         walked = ""
         for part in split(rel_dir):
             walked = f"{walked}/{part}" if walked else part
-            try:
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(part, mode, dir_fd=fd)
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            where = os.path.join(root, walked)
-            if stat.S_ISLNK(st.st_mode):
-                raise SymlinkInPath(f"{where} is a symlink; never written through")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{where} is not a directory")
-            child = os.open(part, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=fd)
+            child = _step(fd, part, os.path.join(root, walked), create=create, mode=mode)
             os.close(fd)
             fd = child
     except BaseException:
@@ -136,14 +142,7 @@ class Walker:
             fd = os.open(self.root, os.O_RDONLY | DIRECTORY | CLOEXEC)
         else:
             head, _, part = rel_dir.rpartition("/")
-            parent = self._dir(head)
-            st = os.stat(part, dir_fd=parent, follow_symlinks=False)
-            where = os.path.join(self.root, rel_dir)
-            if stat.S_ISLNK(st.st_mode):
-                raise SymlinkInPath(f"{where} is a symlink; never written through")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{where} is not a directory")
-            fd = os.open(part, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=parent)
+            fd = _step(self._dir(head), part, os.path.join(self.root, rel_dir))
         self._fds[rel_dir] = fd
         return fd
 

@@ -1,6 +1,7 @@
 """The package is laid out by pipeline stage (DESIGN §3): layers that only look down, no cycles.
 
-    base (errors, hashing, runner, feedback, the debug log, confirm)
+    base (errors, hashing, runner, feedback, the debug log, confirm; and, standard library
+          only for the no-op check: inspect, the state dir's entries, where, the noop witness)
     < release < machine < engine < actions < scopes < commands < cli (and _cli_run, how it runs)
 """
 

@@ -16,9 +16,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._noop import holds
-from ._where import find_workspace
-
 _QUIET = ("-q", "--quiet")
 _ACCEPTED = ("-y", "--yes", "--no-host", *_QUIET)
 
@@ -55,7 +52,10 @@ def noop_answer(argv: Sequence[str]) -> int | None:
     """The exit code when this command line is a re-install with nothing to do, else None."""
     parsed = _parse(argv)
     if parsed is None:
-        return None
+        return None  # and nothing of the check was imported: --version stays as light
+    from ._noop import holds
+    from ._where import find_workspace
+
     workspace, quiet = parsed
     try:
         root = find_workspace(os.getcwd(), workspace)

@@ -1,35 +1,57 @@
-"""The debug log: every run's messages under a header, in a rotated file (stdlib ``logging``).
+"""The debug log: every run's messages under a header, appended to a file rotated by size.
 
 It lives in the user log dir; with no usable home (HOME unset and no passwd entry, as in a
 container run with ``--user N``) it goes to a private temporary directory, never to ``./~``.
 Paths are bytes on POSIX, so the file is written with ``errors="backslashreplace"``: a
 workspace path with a non-UTF-8 byte is logged, not a crash.
+
+Written here rather than through ``logging``'s ``RotatingFileHandler`` (importing ``logging``,
+``logging.handlers`` and platformdirs was a tenth of a fresh install's wall time, for a file
+appended once per run), with its sizes and names: ``MAX_BYTES`` a file, ``BACKUPS`` rotated
+files ``mam-install.log.1..3``. It rotates between runs, never inside one, so every file starts
+with a run's header (the handler checked each line, and could split a run over two files).
 """
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
+import os
+import stat
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
+APP_NAME = "mam"
 LOG_NAME = "mam-install.log"
 MAX_BYTES = 1024 * 1024
 BACKUPS = 3
 _private_dir: Path | None = None
 
 
+def platform_log_dir(system: str | None = None) -> str:
+    """platformdirs' ``user_log_dir("mam", appauthor=False)`` on Linux, the BSDs and macOS,
+    worked out here (tests/test_debug_log.py holds the two equal); elsewhere platformdirs
+    itself decides."""
+    system = system or sys.platform
+    if system == "darwin":
+        return os.path.join(os.path.expanduser("~/Library/Logs"), APP_NAME)
+    if system == "win32" or os.environ.get("ANDROID_DATA") == "/data":
+        import platformdirs  # its Windows and Android rules are not worth copying
+
+        return platformdirs.user_log_dir(APP_NAME, appauthor=False)
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not state.strip():
+        state = os.path.expanduser("~/.local/state")
+    return os.path.join(state, APP_NAME, "log")
+
+
 def _user_log_dir() -> Path | None:
     try:
-        import platformdirs
-
-        path = Path(platformdirs.user_log_dir("mam", appauthor=False))
+        path = Path(platform_log_dir())
     except Exception:  # a broken environment must not stop the command: the log is best effort
         return None
-    return path if path.is_absolute() else None
+    return path if path.is_absolute() else None  # "~/..." when there is no home to expand
 
 
 def log_path() -> Path:
@@ -38,6 +60,8 @@ def log_path() -> Path:
     where = _user_log_dir()
     if where is None:
         if _private_dir is None:
+            import tempfile
+
             _private_dir = Path(tempfile.mkdtemp(prefix="mam-install-log-"))
         where = _private_dir
     return where / LOG_NAME
@@ -52,11 +76,6 @@ def log_files() -> list[Path]:
     return [where / n for n in names if (where / n).is_file() and not (where / n).is_symlink()]
 
 
-class _Handler(logging.handlers.RotatingFileHandler):
-    def handleError(self, record: logging.LogRecord) -> None:
-        pass  # the log is best effort: a full disk must not print a traceback
-
-
 def _header(argv: Sequence[str]) -> str:
     from . import __version__
 
@@ -67,26 +86,45 @@ def _header(argv: Sequence[str]) -> str:
 
 
 def write_run(lines: Sequence[str], argv: Sequence[str]) -> Path | None:
-    """Append one run's lines under its header; the log's path, or None if it is unwritable."""
+    """Append one run's lines under its header; the log's path, or None if it is unwritable.
+
+    Best effort: nothing here raises or prints, whatever the disk does."""
     path = log_path()
+    run = "".join(f"{line}\n" for line in (_header(argv), *lines))
+    data = run.encode("utf-8", "backslashreplace")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = _Handler(
-            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8",
-            errors="backslashreplace",
-        )
+        log = open(path, "ab")  # noqa: SIM115 - _append closes it, and whatever replaces it
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("mam_install.run")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
     try:
-        logger.info(_header(argv))
-        for line in lines:
-            logger.info(line)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+        _append(log, path, data)
+    except (OSError, ValueError):
+        pass  # a full disk or a vanished directory: the run's outcome is not the log's to decide
     return path
+
+
+def _append(log: BinaryIO, path: Path, run: bytes) -> None:
+    """Append ``run`` to the open ``log``, rotating first if it would bring a file that is not
+    empty to ``MAX_BYTES``. A run is never split across files, so each file starts with a
+    header; one run larger than the limit gets a file of its own."""
+    try:
+        size = log.seek(0, os.SEEK_END)
+        regular = stat.S_ISREG(os.fstat(log.fileno()).st_mode)  # never rotate /dev/null
+        if regular and size and size + len(run) >= MAX_BYTES:
+            log.close()
+            _rotate(path)
+            log = open(path, "ab")  # noqa: SIM115 - closed in finally
+        log.write(run)
+    finally:
+        log.close()
+
+
+def _rotate(path: Path) -> None:
+    """``log`` -> ``log.1`` -> ... -> ``log.BACKUPS``, the oldest dropped (RotatingFileHandler's
+    names and order)."""
+    for n in range(BACKUPS - 1, 0, -1):
+        older = path.with_name(f"{LOG_NAME}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{LOG_NAME}.{n + 1}"))
+    os.replace(path, path.with_name(f"{LOG_NAME}.1"))

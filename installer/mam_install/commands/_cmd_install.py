@@ -53,19 +53,24 @@ def run_install(opts: InstallOptions, feedback: ConsoleFeedback) -> CommandResul
         dry_run=read_only, assume_yes=opts.assume_yes, allow_downgrade=opts.allow_downgrade,
         lock_timeout=opts.lock_timeout,
     )
+    host_options = opts.host if opts.mode != "restore" else None
     with Staging() as staging:
-        source = LazyStaged(opts.source, staging, feedback)
+        # Staging writes only what these scopes place: a --no-host install unpacks no host file.
+        source = LazyStaged(
+            opts.source, staging, feedback,
+            scopes=("workspace",) if host_options is None else ("workspace", "host"),
+        )
         scopes: list[Scope] = [WorkspaceScope(
             root, source, on_conflict=opts.on_conflict, restore=opts.restore,
             allow_downgrade=opts.allow_downgrade, embedded_only=opts.source.location is None,
         )]
-        if opts.host is not None and opts.mode != "restore":
+        if host_options is not None:
             from ..machine._detect import detect
             from ..scopes._host_scope import HostScope
 
             host = detect(_detect_root(root))
             scopes.append(HostScope.for_install(
-                host, feedback, source=source, options=opts.host,
+                host, feedback, source=source, options=host_options,
                 render_dir=staging.path / "host-rendered",
             ))
         for scope in scopes:

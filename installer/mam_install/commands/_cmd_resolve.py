@@ -254,7 +254,7 @@ def run_restore(
     run = RunOptions(assume_yes=assume_yes, lock_timeout=lock_timeout)
     with Staging() as staging:
         scope = WorkspaceScope(
-            root, LazyStaged(source, staging, feedback),
+            root, LazyStaged(source, staging, feedback, scopes=("workspace",)),
             restore=frozenset(workspace_paths(root, paths)), embedded_only=source.location is None,
         )
         result = drive(scope, "restore", run, feedback)

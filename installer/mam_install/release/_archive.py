@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -91,13 +92,17 @@ def extract_verified(
     unlisted: list[str] | None = None,
     origin: str | None = None,
     extras: dict[str, bytes | None] | None = None,
+    scopes: Collection[str] | None = None,
 ) -> dict[str, Path]:
     """Extract the manifest's files from ``archive`` (a path, or a stream read once) into the
     empty directory ``dest``; with ``dest`` None (``verify``) every member is checked and hashed
-    as it streams and nothing is written.
+    as it streams and nothing is written. With ``scopes`` given, only the files of those scopes
+    are written (a ``--no-host`` install places no host file); the others are checked and hashed
+    all the same, in the same pass.
 
-    Returns member name -> extracted path. Every listed file must be present exactly once, no
-    larger than the manifest says, and hash to the manifest's SHA-256.
+    Returns member name -> extracted path, for the files written (every file when ``dest`` is
+    None). Every listed file must be present exactly once, no larger than the manifest says, and
+    hash to the manifest's SHA-256.
 
     Members the manifest does not list are never written. Outside ``workspace/`` and ``host/``
     (``manifest.json``, metadata a later release may add) they are skipped, except that the
@@ -112,6 +117,7 @@ def extract_verified(
     origin = origin or (archive.name if isinstance(archive, Path) else "archive")
     wanted = manifest.by_member()
     found: dict[str, Path] = {}
+    listed: set[str] = set()
     seen: set[str] = set()
     try:
         # gzip's reader inflates in bounded steps; tarfile's own "r|gz" keeps each inflated block
@@ -149,10 +155,14 @@ def extract_verified(
                 stream = tar.extractfile(member)
                 if stream is None:  # pragma: no cover - isreg() members always have a stream
                     raise IntegrityError(f"{origin}: member {name!r} has no data")
-                found[name] = _write_member(stream, entry, dest, origin)
+                write = scopes is None or entry.scope in scopes
+                path = _write_member(stream, entry, dest if write else None, origin)
+                listed.add(name)
+                if write or dest is None:
+                    found[name] = path
     except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise IntegrityError(f"{origin}: not a readable .tar.gz ({exc}); refusing") from exc
-    missing = sorted(set(wanted) - set(found))
+    missing = sorted(set(wanted) - listed)
     if missing:
         raise IntegrityError(
             f"{origin}: {len(missing)} file(s) in the manifest are missing from the archive, "

@@ -8,13 +8,21 @@ then is it unpacked and every file checked (``_staging.stage_archive``).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import IntegrityError, UsageError
 from .._hashing import is_sha256_hex, sha256_file
-from ._manifest import MAX_TOTAL_SIZE, ArchiveRef, Manifest, ManifestFile, parse_manifest
+from ._manifest import (
+    MAX_TOTAL_SIZE,
+    SCOPES,
+    ArchiveRef,
+    Manifest,
+    ManifestFile,
+    parse_manifest,
+)
 from ._staging import (
     ARCHIVE_NAME,
     PAYLOAD_DIR,
@@ -56,6 +64,7 @@ def _from_manifest_file(
     pinned: str | None = None,
     *,
     embedded: bool = False,
+    scopes: Collection[str] = SCOPES,
 ) -> Staged:
     data = manifest_path.read_bytes()  # read once: what is trusted is what is used
     manifest = parse_manifest(data, str(manifest_path))
@@ -68,7 +77,7 @@ def _from_manifest_file(
     except OSError as exc:
         raise IntegrityError(f"{archive}: cannot read the archive ({exc.strerror})") from exc
     with stream:
-        payload = stage_archive(stream, manifest, staging, str(archive))
+        payload = stage_archive(stream, manifest, staging, str(archive), scopes=scopes)
     return Staged(payload, origin, {"manifest_sha256": sha256_file(manifest_path), **trust})
 
 
@@ -121,13 +130,17 @@ def _release_manifest_in(directory: Path) -> Path:
     return candidates[0]
 
 
-def _from_archive_pinned(archive: Path, sha256: str, staging: Staging) -> Staged:
+def _from_archive_pinned(
+    archive: Path, sha256: str, staging: Staging, scopes: Collection[str]
+) -> Staged:
     """A bare archive pinned by ``--sha256``: verify it whole, then trust the manifest inside."""
     with open(archive, "rb") as stream:
-        return _stage_pinned(stream, str(archive), sha256, staging)
+        return _stage_pinned(stream, str(archive), sha256, staging, scopes)
 
 
-def _stage_pinned(stream: BinaryIO, origin: str, sha256: str, staging: Staging) -> Staged:
+def _stage_pinned(
+    stream: BinaryIO, origin: str, sha256: str, staging: Staging, scopes: Collection[str]
+) -> Staged:
     copy = staging.path / ARCHIVE_NAME
     actual, size = copy_capped(stream, copy, MAX_TOTAL_SIZE, origin)
     if actual != sha256:
@@ -141,7 +154,7 @@ def _stage_pinned(stream: BinaryIO, origin: str, sha256: str, staging: Staging) 
         archive=ArchiveRef(name=copy.name, sha256=sha256, size=size),
         source=inner.source,
     )
-    payload = unpack_staged(copy, actual, size, pinned, staging, origin)
+    payload = unpack_staged(copy, actual, size, pinned, staging, origin, scopes=scopes)
     return Staged(payload, origin, {"archive_sha256": sha256, "trust": "pinned"})
 
 
@@ -170,7 +183,9 @@ def _sibling_manifest(archive: Path) -> Path | None:
     return archive.with_name("manifest-" + name[len("mam-payload-") : -len(".tar.gz")] + ".json")
 
 
-def _from_url(base: str, spec: SourceSpec, staging: Staging) -> Staged:
+def _from_url(
+    base: str, spec: SourceSpec, staging: Staging, scopes: Collection[str]
+) -> Staged:
     from ._release_fetch import fetch_release_payload
 
     download_dir = staging.path / "download"
@@ -180,21 +195,21 @@ def _from_url(base: str, spec: SourceSpec, staging: Staging) -> Staged:
     net = DownloadSettings.for_command(spec.timeout, spec.progress)
     manifest, archive, trust = fetch_release_payload(base, download_dir, spec.sha256, net)
     with open(archive, "rb") as stream:
-        payload = stage_archive(stream, manifest, staging, str(archive.name))
+        payload = stage_archive(stream, manifest, staging, str(archive.name), scopes=scopes)
     assert manifest.archive is not None
     return Staged(payload, base, {"archive_sha256": manifest.archive.sha256, **trust})
 
 
-def _from_stdin(spec: SourceSpec, staging: Staging) -> Staged:
+def _from_stdin(spec: SourceSpec, staging: Staging, scopes: Collection[str]) -> Staged:
     """`--from -`: the archive on standard input, staged to a file and pinned by --sha256."""
     import sys
 
     if spec.sha256 is None:
         raise UsageError("--from - needs --sha256 HEX: a piped archive must be pinned")
-    return _stage_pinned(sys.stdin.buffer, "stdin", spec.sha256, staging)
+    return _stage_pinned(sys.stdin.buffer, "stdin", spec.sha256, staging, scopes)
 
 
-def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
+def _from_git(spec: SourceSpec, staging: Staging, scopes: Collection[str]) -> Staged:
     """`git+URL@COMMIT`: clone into staging, HEAD must be the pinned commit, then every payload
     file is checked against the manifest committed there before it is copied into staging."""
     from ._git_source import fetch_git, parse_git_source
@@ -220,25 +235,32 @@ def _from_git(spec: SourceSpec, staging: Staging) -> Staged:
     root = staging.path / PAYLOAD_DIR
     root.mkdir(mode=0o700)
     for entry in manifest.files:
-        _copy_checked(payload_dir, checkout.path, entry, root, spec.location)
+        _copy_checked(
+            payload_dir, checkout.path, entry, root if entry.scope in scopes else None,
+            spec.location,
+        )
     record = {
         "commit": checkout.commit,
         "ref": checkout.ref,
         "pinned": checkout.pinned,
         "trust": "pinned commit" if checkout.pinned else "unpinned (--allow-unpinned)",
     }
-    return Staged(StagedPayload(manifest=manifest, root=root), spec.location, record)
+    payload = StagedPayload(manifest=manifest, root=root, scopes=frozenset(scopes))
+    return Staged(payload, spec.location, record)
 
 
 def _copy_checked(
-    payload_dir: Path, checkout: Path, entry: ManifestFile, root: Path, origin: str
+    payload_dir: Path, checkout: Path, entry: ManifestFile, root: Path | None, origin: str
 ) -> None:
+    """Check one file of the checkout against its manifest entry, copying it below ``root``
+    unless that is None (a file of a scope this run does not place)."""
     source = payload_dir / entry.member
     real = source.resolve()
     if checkout.resolve() not in real.parents or not real.is_file():
         raise IntegrityError(f"{origin}: {entry.member} is missing or points outside the checkout")
-    target = root / entry.member
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = None if root is None else root / entry.member
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(real, "rb") as stream:
         digest, _size = copy_capped(stream, target, entry.size, f"{origin}:{entry.member}")
     if digest != entry.sha256:
@@ -246,35 +268,44 @@ def _copy_checked(
             f"{origin}: {entry.member} has SHA-256 {digest}, its manifest says {entry.sha256}; "
             "refusing"
         )
-    os.chmod(target, entry.mode)
+    if target is not None:
+        os.chmod(target, entry.mode)
 
 
-def stage_source(spec: SourceSpec, staging: Staging) -> Staged:
-    """Resolve ``spec``, stage it, and verify every byte; raises IntegrityError on any doubt."""
+def stage_source(
+    spec: SourceSpec, staging: Staging, scopes: Collection[str] = SCOPES
+) -> Staged:
+    """Resolve ``spec``, stage it, and verify every byte; raises IntegrityError on any doubt.
+
+    Only the files of ``scopes`` (those the run will place) are written to staging; every file
+    is checked all the same."""
     if spec.sha256 is not None and not is_sha256_hex(spec.sha256):
         raise UsageError(f"--sha256 {spec.sha256!r} is not 64 lowercase hex digits")
     location = spec.location
     if location is None:
         from ._embedded import embedded_manifest_path
 
-        return _from_manifest_file(embedded_manifest_path(), staging, "embedded", embedded=True)
+        return _from_manifest_file(
+            embedded_manifest_path(), staging, "embedded", embedded=True, scopes=scopes
+        )
     if location == "-":
-        return _from_stdin(spec, staging)
+        return _from_stdin(spec, staging, scopes)
     if location.startswith("git+"):
-        return _from_git(spec, staging)
+        return _from_git(spec, staging, scopes)
     if location.startswith(("https://", "http://")):
-        return _from_url(location, spec, staging)
+        return _from_url(location, spec, staging, scopes)
     path = Path(location).expanduser()
     if path.is_dir():
-        return _from_manifest_file(_release_manifest_in(path), staging, str(path), spec.sha256)
+        manifest = _release_manifest_in(path)
+        return _from_manifest_file(manifest, staging, str(path), spec.sha256, scopes=scopes)
     if path.is_file() and path.name.endswith(".json"):
-        return _from_manifest_file(path, staging, str(path), spec.sha256)
+        return _from_manifest_file(path, staging, str(path), spec.sha256, scopes=scopes)
     if path.is_file():
         if spec.sha256 is not None:
-            return _from_archive_pinned(path, spec.sha256, staging)
+            return _from_archive_pinned(path, spec.sha256, staging, scopes)
         sibling = _sibling_manifest(path)
         if sibling is not None and sibling.is_file():
-            return _from_manifest_file(sibling, staging, str(path), spec.sha256)
+            return _from_manifest_file(sibling, staging, str(path), spec.sha256, scopes=scopes)
         raise UsageError(
             f"{path}: a bare archive needs --sha256 HEX (or its manifest-<version>.json beside it)"
         )

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +15,7 @@ from typing import BinaryIO
 from .._errors import IntegrityError
 from .._hashing import CHUNK_SIZE
 from ._archive import extract_verified
-from ._manifest import ArchiveRef, Manifest, ManifestFile
+from ._manifest import SCOPES, ArchiveRef, Manifest, ManifestFile, Scope
 
 # Fixed names inside a staging directory, whatever the release calls its files: a name chosen by
 # a manifest or a user can never collide with another staged file.
@@ -46,21 +47,32 @@ class Staging:
 
 @dataclass(frozen=True)
 class StagedPayload:
-    """A payload whose every file has been verified against its manifest."""
+    """A payload whose every file has been verified against its manifest, and whose files of
+    ``scopes`` (those the run will place) are in ``root``."""
 
     manifest: Manifest
     root: Path
+    scopes: frozenset[str] = frozenset(SCOPES)
 
     def path_of(self, entry: ManifestFile) -> Path:
         return self.root / entry.member
 
+    def holds(self, scope: Scope) -> bool:
+        """Whether the files of ``scope`` were written to ``root`` (all were verified)."""
+        return scope in self.scopes
 
-def copy_capped(source: BinaryIO, dest: Path, limit: int, origin: str) -> tuple[str, int]:
-    """Copy at most ``limit`` bytes into a new file; return (sha256, size). Longer is refused."""
+
+def copy_capped(
+    source: BinaryIO, dest: Path | None, limit: int, origin: str
+) -> tuple[str, int]:
+    """Copy at most ``limit`` bytes into a new file (with ``dest`` None, only read them); return
+    (sha256, size). Longer is refused."""
     digest = hashlib.sha256()
     size = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    out = None
+    if dest is not None:
+        out = os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+    try:
         while True:
             chunk = source.read(CHUNK_SIZE)
             if not chunk:
@@ -69,7 +81,11 @@ def copy_capped(source: BinaryIO, dest: Path, limit: int, origin: str) -> tuple[
             if size > limit:
                 raise IntegrityError(f"{origin}: longer than the {limit} bytes expected; refusing")
             digest.update(chunk)
-            out.write(chunk)
+            if out is not None:
+                out.write(chunk)
+    finally:
+        if out is not None:
+            out.close()
     return digest.hexdigest(), size
 
 
@@ -85,11 +101,13 @@ def stage_archive(
     staging: Staging,
     origin: str,
     unlisted: list[str] | None = None,
+    scopes: Collection[str] = SCOPES,
 ) -> StagedPayload:
-    """Copy the archive into staging, check its size and hash, then unpack and check every file."""
+    """Copy the archive into staging, check its size and hash, then unpack and check every file
+    (writing those of ``scopes``)."""
     archive = staging.path / ARCHIVE_NAME
     sha256, size = copy_capped(source, archive, _archive_ref(manifest, origin).size, origin)
-    return unpack_staged(archive, sha256, size, manifest, staging, origin, unlisted)
+    return unpack_staged(archive, sha256, size, manifest, staging, origin, unlisted, scopes)
 
 
 def unpack_staged(
@@ -100,13 +118,16 @@ def unpack_staged(
     staging: Staging,
     origin: str,
     unlisted: list[str] | None = None,
+    scopes: Collection[str] = SCOPES,
 ) -> StagedPayload:
-    """Unpack an archive already copied into staging, once its size and hash match the manifest."""
+    """Unpack an archive already copied into staging, once its size and hash match the manifest:
+    every member is checked and hashed in one pass, and only the files of ``scopes`` (those the
+    run will place) are written."""
     _check_ref(_archive_ref(manifest, origin), sha256, size, origin)
     root = staging.path / PAYLOAD_DIR
     root.mkdir(mode=0o700)
-    extract_verified(archive, manifest, root, unlisted, origin)
-    return StagedPayload(manifest=manifest, root=root)
+    extract_verified(archive, manifest, root, unlisted, origin, scopes=scopes)
+    return StagedPayload(manifest=manifest, root=root, scopes=frozenset(scopes))
 
 
 class _CappedHashingReader:

@@ -161,6 +161,8 @@ class HostScope:
             raise UsageError("--enable-units and --no-units contradict each other; pick one")
         assert self.source is not None and self.host is not None
         staged = self.source.get()
+        # A programming error, not a user's: the source was made without the host scope.
+        assert staged.payload.holds("host"), "the host files were not staged"
         render_dir = self.render_dir or staged_render_dir(self.source)
         actions, sources = plan_host(
             self.host, staged.payload, self.host_layout, previous, self.options, render_dir,

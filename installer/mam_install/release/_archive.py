@@ -119,6 +119,7 @@ def extract_verified(
     found: dict[str, Path] = {}
     listed: set[str] = set()
     seen: set[str] = set()
+    made: set[Path] = set()
     try:
         # gzip's reader inflates in bounded steps; tarfile's own "r|gz" keeps each inflated block
         # in one bytes object that it re-slices per 512-byte read: quadratic in how well the
@@ -156,7 +157,7 @@ def extract_verified(
                 if stream is None:  # pragma: no cover - isreg() members always have a stream
                     raise IntegrityError(f"{origin}: member {name!r} has no data")
                 write = scopes is None or entry.scope in scopes
-                path = _write_member(stream, entry, dest if write else None, origin)
+                path = _write_member(stream, entry, dest if write else None, origin, made)
                 listed.add(name)
                 if write or dest is None:
                     found[name] = path
@@ -178,12 +179,17 @@ def _read_extra(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
     return stream.read() if stream is not None else None
 
 
-def _write_member(stream: object, entry: ManifestFile, dest: Path | None, origin: str) -> Path:
-    """Hash one member as it streams, writing it below ``dest`` unless that is None."""
+def _write_member(
+    stream: object, entry: ManifestFile, dest: Path | None, origin: str, made: set[Path]
+) -> Path:
+    """Hash one member as it streams, writing it below ``dest`` unless that is None; ``made``
+    holds the directories already made below ``dest`` (one mkdir each, not one per file)."""
     target = (dest or Path()) / entry.member
     out: BinaryIO | None = None
     if dest is not None:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            made.update(target.parents)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         out = os.fdopen(os.open(target, flags, 0o600), "wb")
     digest = hashlib.sha256()
@@ -200,14 +206,14 @@ def _write_member(stream: object, entry: ManifestFile, dest: Path | None, origin
             digest.update(chunk)
             if out is not None:
                 out.write(chunk)
+        if digest.hexdigest() != entry.sha256:
+            raise IntegrityError(
+                f"{origin}: {entry.member!r} has SHA-256 {digest.hexdigest()}, the manifest says "
+                f"{entry.sha256}; refusing"
+            )
+        if out is not None:
+            os.fchmod(out.fileno(), entry.mode)  # only once its bytes are the manifest's
     finally:
         if out is not None:
             out.close()
-    if digest.hexdigest() != entry.sha256:
-        raise IntegrityError(
-            f"{origin}: {entry.member!r} has SHA-256 {digest.hexdigest()}, the manifest says "
-            f"{entry.sha256}; refusing"
-        )
-    if dest is not None:
-        os.chmod(target, entry.mode)
     return target

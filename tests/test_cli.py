@@ -38,6 +38,14 @@ def test_version_and_help_import_only_click_and_the_cli():
         assert set(ours) <= light
 
 
+def test_a_fresh_workspace_install_imports_neither_logging_nor_platformdirs(tmp_path):
+    """The debug log is appended by hand, in a directory worked out by hand."""
+    modules = imported_after("install", "-y", "-q", "--no-host", "--workspace", str(tmp_path))
+    assert (tmp_path / ".mam/install-receipt.json").is_file()
+    assert "mam_install.commands._cmd_install" in modules and "mam_install._debug_log" in modules
+    assert {"logging", "platformdirs"} & modules == set()
+
+
 def test_version_names_installer_and_payload_versions():
     run = cli("--version")
     assert run.exit_code == 0

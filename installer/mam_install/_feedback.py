@@ -17,6 +17,9 @@ from typing import TextIO
 
 @dataclass
 class ConsoleFeedback:
+    """The feedback port on a console: messages to ``stream`` by verbosity, all of them to the
+    debug log when the run ends."""
+
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     json_mode: bool = False
     stream: TextIO = field(default_factory=lambda: sys.stderr)

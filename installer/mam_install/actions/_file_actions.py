@@ -79,6 +79,8 @@ def _save_backup(ctx: Context, path: str, base: str | None) -> None:
 @register
 @dataclass
 class CreateDirectory(Action):
+    """Create a directory that is not there (removed on revert only if it is empty)."""
+
     tag = "create_directory"
     path: str
     base: str | None = None

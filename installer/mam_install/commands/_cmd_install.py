@@ -26,6 +26,8 @@ Mode = Literal["install", "upgrade", "plan", "restore"]
 
 @dataclass(frozen=True)
 class InstallOptions:
+    """What install, upgrade, plan and restore were asked to do."""
+
     mode: Mode = "install"
     workspace: Path | None = None
     source: SourceSpec = field(default_factory=SourceSpec)

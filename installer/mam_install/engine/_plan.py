@@ -42,6 +42,8 @@ class RunInfo:
 
 @dataclass
 class InstallPlan:
+    """What one scope's run will do: its actions, and what they were planned from."""
+
     scope: Scope
     installer_version: str
     payload_version: str
@@ -74,6 +76,8 @@ class InstallPlan:
 
 @dataclass
 class Receipt:
+    """A plan with the record of its run: what was written to the receipt file."""
+
     plan: InstallPlan
     run: RunInfo
 

@@ -238,10 +238,9 @@ def _probe_statfs(
 
 # util-linux:        /dev/sda1 on /home type ext4 (rw,relatime)
 # macOS and FreeBSD: //u@srv/share on /Volumes/share (smbfs, nodev, nosuid, mounted by u)
-_LINUX_MOUNT_LINE = re.compile(r"^(?P<source>.+?) on (?P<target>/.*) type (?P<type>\S+) \(.*\)$")
-_BSD_MOUNT_LINE = re.compile(
-    r"^(?P<source>.+?) on (?P<target>/.*) \((?P<type>[^,()]+)(?P<opts>[^()]*)\)$"
-)
+# Patterns, compiled by re (and cached there) on first use: most runs never read mount(8).
+_LINUX_MOUNT_LINE = r"^(?P<source>.+?) on (?P<target>/.*) type (?P<type>\S+) \(.*\)$"
+_BSD_MOUNT_LINE = r"^(?P<source>.+?) on (?P<target>/.*) \((?P<type>[^,()]+)(?P<opts>[^()]*)\)$"
 
 
 def _mount_entries(text: str) -> list[tuple[str, str, bool]]:
@@ -249,11 +248,11 @@ def _mount_entries(text: str) -> list[tuple[str, str, bool]]:
     entries = []
     for line in text.splitlines():
         line = line.rstrip()
-        linux = _LINUX_MOUNT_LINE.match(line)
+        linux = re.match(_LINUX_MOUNT_LINE, line)
         if linux:
             entries.append((linux.group("target"), linux.group("type"), False))
             continue
-        bsd = _BSD_MOUNT_LINE.match(line)
+        bsd = re.match(_BSD_MOUNT_LINE, line)
         if bsd:
             options = [o.strip() for o in bsd.group("opts").split(",")]
             entries.append((bsd.group("target"), bsd.group("type").strip(), "local" in options))

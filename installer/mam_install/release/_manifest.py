@@ -30,6 +30,8 @@ TMP_SUFFIX = ".mam-tmp"  # `.<name>.mam-tmp`: where a file is written before its
 
 @dataclass(frozen=True)
 class ManifestFile:
+    """One payload file: where it goes in its scope, its hash, size and mode."""
+
     path: str
     sha256: str
     size: int
@@ -53,6 +55,8 @@ class ManifestFile:
 
 @dataclass(frozen=True)
 class ArchiveRef:
+    """The payload archive a release manifest pins, by name, SHA-256 and size."""
+
     name: str
     sha256: str
     size: int
@@ -60,6 +64,8 @@ class ArchiveRef:
 
 @dataclass(frozen=True)
 class SourceRef:
+    """The commit of the repository a payload was built from."""
+
     repository: str
     ref: str
     commit: str
@@ -67,6 +73,8 @@ class SourceRef:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A parsed manifest: the payload's files and, in a release manifest, its archive."""
+
     schema: int
     name: str
     version: str

@@ -7,6 +7,7 @@ then is it unpacked and every file checked (``_staging.stage_archive``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import IntegrityError, UsageError
-from .._hashing import is_sha256_hex, sha256_file
+from .._hashing import is_sha256_hex
 from ._manifest import (
     MAX_TOTAL_SIZE,
     SCOPES,
@@ -52,6 +53,8 @@ class SourceSpec:
 
 @dataclass
 class Staged:
+    """A staged payload, where it came from, and what the receipt records of that."""
+
     payload: StagedPayload
     origin: str
     record: dict[str, Any] = field(default_factory=dict)
@@ -78,7 +81,8 @@ def _from_manifest_file(
         raise IntegrityError(f"{archive}: cannot read the archive ({exc.strerror})") from exc
     with stream:
         payload = stage_archive(stream, manifest, staging, str(archive), scopes=scopes)
-    return Staged(payload, origin, {"manifest_sha256": sha256_file(manifest_path), **trust})
+    # The hash of the bytes parsed above, not of a second read of a file that may have changed.
+    return Staged(payload, origin, {"manifest_sha256": hashlib.sha256(data).hexdigest(), **trust})
 
 
 def _vouch(

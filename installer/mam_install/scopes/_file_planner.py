@@ -94,6 +94,8 @@ def _parents(path: str) -> list[str]:
 
 @dataclass
 class _Planner:
+    """One planning pass over a scope's files: the actions and conflicts it found."""
+
     root: Path
     base: str | None
     previous: Previous

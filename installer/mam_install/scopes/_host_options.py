@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HostOptions:
+    """The host scope's options, as given on the command line."""
+
     no_units: bool = False
     no_modify_path: bool = False
     enable_units: bool = False

@@ -129,8 +129,11 @@ def _import_path():
         if os.path.isdir(sources):
             return sources
         try:
-            if not os.path.isdir(target):
+            try:
                 os.makedirs(target, 0o700)
+            except OSError:
+                if not os.path.isdir(target):  # else a first run beside this one made it
+                    raise
             _prepare(target, tag)
         except OSError as exc:
             sys.stderr.write(

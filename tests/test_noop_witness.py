@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -83,8 +84,13 @@ def everything(root: Path) -> dict[str, bytes | str]:
     return out
 
 
-def witnesses(shiv: Path) -> list[Path]:
-    return sorted(shiv.glob("*/noop/*.json"))
+def witnesses(shiv: Path, pyz: Path | None = None) -> list[Path]:
+    """The witnesses under ``shiv``: every build's, or only ``pyz``'s."""
+    build = "*"
+    if pyz is not None:
+        with zipfile.ZipFile(pyz) as archive:
+            build = f"*_{json.loads(archive.read('environment.json'))['build_id']}"
+    return sorted(shiv.glob(f"{build}/noop/*.json"))
 
 
 @pytest.fixture
@@ -100,22 +106,23 @@ def installed(pyz: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def both_ways(pyz: Path, ws: Path, shiv: Path, *args: str | Path) -> tuple[Run, Run]:
-    """The same command from the same state: as a user runs it, then with no witness."""
+    """The same command from the same state: first with this pyz's witness gone (the engine
+    decides), then as the user runs it, whose run the sequence goes on from."""
     saved = ws.parent / "saved"
     shutil.copytree(ws, saved / "ws", symlinks=True)
     shutil.copytree(shiv, saved / "shiv", symlinks=True)
-    user = run(pyz, shiv, *args)
-    user_tree = everything(ws)
+    for witness in witnesses(shiv, pyz):
+        witness.unlink()
+    engine = run(pyz, shiv, *args)
+    engine_tree = everything(ws)
     for path in (ws, shiv):
         shutil.rmtree(path)
         shutil.copytree(saved / path.name, path, symlinks=True)
     shutil.rmtree(saved)
-    for witness in witnesses(shiv):
-        witness.unlink()
-    engine = run(pyz, shiv, *args)
+    user = run(pyz, shiv, *args)
     assert not engine.answered_early
     assert (user.code, user.stdout, user.stderr) == (engine.code, engine.stdout, engine.stderr)
-    assert user_tree == everything(ws)
+    assert everything(ws) == engine_tree
     return user, engine
 
 
@@ -320,3 +327,59 @@ def test_the_default_workspace_is_the_engines(tmp_path, monkeypatch):
 ])
 def test_the_front_door_reads_only_the_command_lines_it_can_answer(argv, parsed):
     assert _parse(argv) == parsed
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The pyzs of 0.1.0 (the real payload) and 0.2.0 (AGENT.md changed), built by build.py."""
+    base = tmp_path_factory.mktemp("versions")
+    payload = base / "payload-0.2.0"
+    shutil.copytree(ROOT / "payload", payload, symlinks=True)
+    (payload / "VERSION").write_text("0.2.0\n")
+    agent = payload / "workspace/AGENT.md"
+    agent.write_bytes(agent.read_bytes() + b"\n# New in 0.2.0.\n")
+    pyzs = []
+    for name, extra in (("one", []), ("two", ["--payload", str(payload)])):
+        subprocess.run([sys.executable, str(ROOT / "scripts/build.py"), "--out", str(base / name),
+                        "--bytecode-for", sys.executable, *extra],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pyzs.append(base / name / "mam-install.pyz")
+    return pyzs[0], pyzs[1]
+
+
+def test_a_sequence_of_versions_answers_early_only_where_the_engine_would_do_nothing(
+    two_versions, tmp_path
+):
+    """install 0.1.0, again, upgrade to 0.2.0, 0.1.0 again (a downgrade), 0.2.0 again,
+    rollback, 0.1.0 again, an edit, 0.1.0 again: each pyz keeps its own witness, and each
+    answer is checked against the engine's from the same state."""
+    one, two = two_versions
+    ws, shiv = tmp_path / "ws", tmp_path / "shiv"
+    ws.mkdir()
+    shiv.mkdir()
+    agent = ws / "AGENT.md"
+
+    def step(pyz: Path, *args: str | Path, early: bool, code: int = 0) -> Run:
+        user, _ = both_ways(pyz, ws, shiv, *args)
+        assert (user.answered_early, user.code) == (early, code), user.stderr
+        return user
+
+    step(one, *ARGS, ws, early=False)
+    first = agent.read_bytes()
+    assert step(one, *ARGS, ws, early=True).stderr.endswith("nothing to do")
+    assert "upgraded mam 0.1.0 \u2192 0.2.0" in step(two, "upgrade", "-y", "--no-host",
+                                                       "--workspace", ws, early=False).stderr
+    assert agent.read_bytes().endswith(b"# New in 0.2.0.\n")
+    assert "refusing to downgrade" in step(one, *ARGS, ws, early=False, code=5).stderr
+    assert step(two, *ARGS, ws, early=True).stderr == (
+        f"mam 0.2.0 is already installed in {ws}; nothing to do")
+    step(two, "rollback", "--workspace", ws, early=False)
+    assert agent.read_bytes() == first
+    # Back to the very state 0.1.0's witness was taken of: the engine agrees it has nothing to do.
+    assert step(one, *ARGS, ws, early=True).stderr.endswith("nothing to do")
+    agent.write_bytes(first + b"# mine\n")
+    step(one, *ARGS, ws, early=False)
+    assert agent.read_bytes() == first + b"# mine\n"
+    status = run(one, shiv, "--json", "status", "--workspace", ws)
+    assert json.loads(status.stdout)["scopes"]["workspace"]["states"]["AGENT.md"] == "modified"
+    assert not run(one, shiv, *ARGS, ws).answered_early  # an edit is never answered early

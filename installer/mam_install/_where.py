@@ -1,5 +1,7 @@
 """Which workspace a command means, from ``os.path`` alone: the no-op check (_entry) finds it
-before pathlib is imported, and machine._layout.find_workspace is this same function.
+before pathlib is imported. machine._layout.find_workspace searches with this same function;
+an explicit ``--workspace`` it turns into a Path itself (tests/test_noop_witness.py holds the
+two texts equal).
 
 The text is the one ``pathlib`` would print for it (``Path(p).expanduser().absolute()``): no
 ``.`` parts, no doubled or trailing slashes, ``..`` kept; the receipt and every message name
